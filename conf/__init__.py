@@ -1,0 +1,1 @@
+"""taskhub's Hydra configs (installed as the ``taskhub_conf`` package)."""

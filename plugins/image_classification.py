@@ -1,0 +1,53 @@
+"""image_classification: one label per image (a file path, PIL image or array)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taskhub import TaskSpec, hookimpl
+from taskhub.classification import ClassificationConfig, ClassificationTask
+from taskhub.media import load_image
+
+
+@dataclass
+class ImageClassificationConfig(ClassificationConfig):
+    name: str = "image_classification"
+
+
+class ImageClassification(ClassificationTask):
+    """Classify images into labels (any PIL-readable file, converted to RGB)."""
+
+    name = "image_classification"
+    config_cls = ImageClassificationConfig
+    modality = "image"
+    auto_model = "AutoModelForImageClassification"
+    processor_class = "AutoImageProcessor"
+    input_columns = ("image",)
+    path_columns = ("image",)
+    demo_data = "pkg://taskhub_plugins/data/digits"
+    # With no model named, a small ResNet is trained from scratch on the digits.
+    default_model_config = {
+        "model_type": "resnet",
+        "num_channels": 3,
+        "embedding_size": 16,
+        "hidden_sizes": [16, 32],
+        "depths": [1, 1],
+        "layer_type": "basic",
+        "downsample_in_first_stage": False,
+    }
+    default_processor_config = {
+        "processor_class": "ViTImageProcessor",
+        "size": {"height": 32, "width": 32},
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    training_defaults = {"num_train_epochs": 8, "learning_rate": 2e-3, "per_device_train_batch_size": 32}
+
+    def preprocess(self, batch):
+        images = [load_image(value, i) for i, value in enumerate(batch["image"])]
+        return {"pixel_values": list(self.processor(images, return_tensors="np")["pixel_values"])}
+
+
+@hookimpl
+def taskhub_register_tasks():
+    return [TaskSpec(ImageClassification.name, ImageClassification, ImageClassificationConfig)]

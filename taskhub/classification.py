@@ -1,0 +1,140 @@
+"""Shared logic of every "one label (or label set) per input" task, whatever the modality.
+
+Labels come from the training data and travel in the model config (``id2label`` /
+``label2id``), so a saved model predicts names, and evaluation data with a label
+the model never saw is an error rather than a silent miss.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from taskhub.config import TaskConfig
+from taskhub.errors import RowError, TaskhubError
+from taskhub.task import Task
+
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+
+
+@dataclass
+class ClassificationConfig(TaskConfig):
+    # How many (label, score) pairs to return per input; >1 returns lists.
+    top_k: int = 1
+    # single_label_classification or multi_label_classification; None: from the data
+    # (a list of labels in a row means multi-label).
+    problem_type: Optional[str] = None
+    # Multi-label only: labels scoring at least this are predicted.
+    threshold: float = 0.5
+
+
+def natural_key(label: str):
+    """Sort "2" before "10", and names alphabetically."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+
+class ClassificationTask(Task):
+    """Base for classification heads (text, image, audio): labels, scores, accuracy/F1."""
+
+    config_cls = ClassificationConfig
+    target_columns = ("label",)
+    prediction_fields = ("label", "score")
+    main_metric = "accuracy"
+
+    # ----------------------------------------------------------- labels
+    def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
+        values = train_dataset["label"]
+        multi = any(isinstance(v, (list, tuple)) for v in values)
+        problem_type = self.config.problem_type or (MULTI_LABEL if multi else SINGLE_LABEL)
+        if problem_type not in (SINGLE_LABEL, MULTI_LABEL):
+            raise TaskhubError(f"task.problem_type: '{problem_type}' is not {SINGLE_LABEL} or {MULTI_LABEL}")
+        names: set[str] = set()
+        for value in values:
+            if value is None:
+                continue
+            names.update(str(v) for v in value) if isinstance(value, (list, tuple)) else names.add(str(value))
+        labels = sorted(names, key=natural_key)
+        if len(labels) < 2 and problem_type == SINGLE_LABEL:
+            raise TaskhubError(f"training data has {len(labels)} distinct label(s); classification needs at least 2")
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+            "problem_type": problem_type,
+        }
+
+    @property
+    def multi_label(self) -> bool:
+        return self.model.config.problem_type == MULTI_LABEL
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.model.config.label2id.items()}
+
+    def encode_targets(self, batch: dict[str, list]) -> dict[str, list]:
+        label2id = self.label2id
+        multi = self.multi_label
+
+        def label_id(i: int, name) -> int:
+            if name is None:
+                raise RowError(i, "missing label")
+            try:
+                return label2id[str(name)]
+            except KeyError:
+                known = ", ".join(sorted(label2id, key=natural_key))
+                raise RowError(i, f"label '{name}' is not known to the model (known labels: {known})") from None
+
+        if not multi:
+            return {"labels": [label_id(i, name) for i, name in enumerate(batch["label"])]}
+        encoded = []
+        for i, names in enumerate(batch["label"]):
+            names = names if isinstance(names, (list, tuple)) else [names]
+            vector = [0.0] * len(label2id)
+            for name in names:
+                vector[label_id(i, name)] = 1.0
+            encoded.append(vector)
+        return {"labels": encoded}
+
+    # ------------------------------------------------------- prediction
+    def postprocess(self, outputs, batch: dict[str, list]) -> list[dict[str, Any]]:
+        logits = outputs.logits.float().cpu()
+        id2label = self.model.config.id2label
+        if self.multi_label:
+            probs = logits.sigmoid()
+            records = []
+            for row in probs:
+                keep = [(id2label[i], p) for i, p in enumerate(row.tolist()) if p >= self.config.threshold]
+                keep.sort(key=lambda pair: -pair[1])
+                records.append({"label": [name for name, _ in keep], "score": [p for _, p in keep]})
+            return records
+        probs = logits.softmax(dim=-1)
+        k = min(self.config.top_k, probs.shape[-1])
+        scores, ids = probs.topk(k, dim=-1)
+        if k == 1:
+            return [{"label": id2label[int(i[0])], "score": float(s[0])} for s, i in zip(scores, ids)]
+        return [
+            {"label": [id2label[int(j)] for j in i], "score": [float(x) for x in s]} for s, i in zip(scores, ids)
+        ]
+
+    # ---------------------------------------------------------- metrics
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
+        import numpy as np
+        from sklearn.metrics import accuracy_score, f1_score
+
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        if self.multi_label:
+            predicted = (1 / (1 + np.exp(-logits)) >= self.config.threshold).astype(int)
+            labels = labels.astype(int)
+            return {
+                "subset_accuracy": accuracy_score(labels, predicted),
+                "f1_micro": f1_score(labels, predicted, average="micro", zero_division=0),
+                "f1_macro": f1_score(labels, predicted, average="macro", zero_division=0),
+            }
+        predicted = logits.argmax(axis=-1)
+        return {
+            "accuracy": accuracy_score(labels, predicted),
+            "f1_macro": f1_score(labels, predicted, average="macro", labels=sorted(set(self.label2id.values())), zero_division=0),
+        }

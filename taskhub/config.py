@@ -1,0 +1,125 @@
+"""Typed run configuration: the schema Hydra validates every override against.
+
+A ``None`` in :class:`TrainConfig` or :class:`ModelConfig` means "not set": the
+task's own defaults apply, then the library's. Unknown keys and wrong types are
+errors at composition time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class Mode(str, Enum):
+    train = "train"
+    evaluate = "evaluate"
+    predict = "predict"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+@dataclass
+class TaskConfig:
+    """Base of every task's options; a plugin subclasses it and adds its own fields.
+
+    ``name`` is the registry name; each subclass gives it a default.
+    """
+
+    name: str = MISSING
+
+
+@dataclass
+class ModelConfig:
+    # A hub id, a local folder, or pkg://<python package>[/<sub/folder>] for a model
+    # folder shipped inside an installed package. None: the task's default model.
+    name_or_path: Optional[str] = None
+    # Overrides of the model config (e.g. hidden_size=64). With no name_or_path and
+    # no task default, ``model_type`` here builds a model from scratch.
+    config: dict[str, Any] = field(default_factory=dict)
+    # Initialise weights randomly from the (possibly overridden) config instead of
+    # loading pretrained weights.
+    from_scratch: bool = False
+    # Overrides of the processor (tokenizer / feature extractor / image processor).
+    processor: dict[str, Any] = field(default_factory=dict)
+    revision: Optional[str] = None
+    # Running code shipped with a checkpoint is opt-in.
+    trust_remote_code: bool = False
+
+
+@dataclass
+class DataConfig:
+    # JSONL, CSV or Parquet files (or pkg://...). Unset splits fall back to the
+    # task's bundled demo data, so `taskhub task=<name>` runs with no data flags.
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    predict: Optional[str] = None
+    # canonical column name -> the column's name in your files, e.g. columns.text=review
+    columns: dict[str, str] = field(default_factory=dict)
+    # Use only the first N rows of each split (quick runs, smoke tests).
+    limit: Optional[int] = None
+
+
+@dataclass
+class TrainConfig:
+    """The commonly tuned ``transformers.TrainingArguments``; ``args`` takes any other."""
+
+    num_train_epochs: Optional[float] = None
+    max_steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+    per_device_train_batch_size: Optional[int] = None
+    per_device_eval_batch_size: Optional[int] = None
+    gradient_accumulation_steps: Optional[int] = None
+    weight_decay: Optional[float] = None
+    warmup_steps: Optional[float] = None
+    lr_scheduler_type: Optional[str] = None
+    eval_strategy: Optional[str] = None
+    save_strategy: Optional[str] = None
+    save_steps: Optional[float] = None
+    save_total_limit: Optional[int] = None
+    logging_steps: Optional[float] = None
+    group_by_length: Optional[bool] = None
+    gradient_checkpointing: Optional[bool] = None
+    fp16: Optional[bool] = None
+    bf16: Optional[bool] = None
+    dataloader_num_workers: Optional[int] = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def set_values(self) -> dict[str, Any]:
+        """The TrainingArguments the user set explicitly (None fields left out)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "args"}
+        return {**{k: v for k, v in values.items() if v is not None}, **self.args}
+
+
+@dataclass
+class RunConfig:
+    """The root config: one run of one task in one mode."""
+
+    task: Any = MISSING
+    mode: Mode = Mode.train
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 42
+    device: Device = Device.auto
+    # Rows per forward pass at predict time.
+    batch_size: int = 32
+
+
+def register_configs(registry) -> None:
+    """Put the root schema and one ``task`` group option per registered task in Hydra's ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="taskhub_schema", node=RunConfig)
+    for spec in registry:
+        cs.store(group="task", name=spec.name, node=spec.config_cls, provider="taskhub")

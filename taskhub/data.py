@@ -1,0 +1,118 @@
+"""Reading data files into datasets with the task's canonical column names.
+
+Every split keeps two views: ``raw`` (the user's columns as written, carried into
+``predictions.jsonl`` so nothing a user wrote is lost) and ``dataset`` (canonical
+names from ``data.columns``, relative file paths resolved against the data file's
+folder).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from taskhub.config import DataConfig
+from taskhub.errors import TaskhubError
+from taskhub.modeling import resolve_path
+
+if TYPE_CHECKING:
+    import datasets
+
+    from taskhub.task import Task
+
+FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass
+class Split:
+    name: str
+    path: str
+    raw: datasets.Dataset
+    dataset: datasets.Dataset
+
+
+def split_path(task: Task, data: DataConfig, split: str) -> str | None:
+    """The file for a split: ``data.<split>``, else the task's bundled demo split."""
+    given = getattr(data, split)
+    if given:
+        return given
+    if task.demo_data is None:
+        return None
+    folder = resolve_path(task.demo_data)
+    demo_split = "test" if split == "predict" else split
+    for ext in FORMATS:
+        candidate = os.path.join(folder, demo_split + ext)
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def read_split(task: Task, data: DataConfig, split: str, with_targets: bool, required: bool = True) -> Split | None:
+    path = split_path(task, data, split)
+    if path is None:
+        if required:
+            raise TaskhubError(f"no {split} data: set data.{split}=<file> (JSONL, CSV or Parquet)")
+        return None
+    raw = load_file(path)
+    if data.limit is not None:
+        raw = raw.select(range(min(data.limit, len(raw))))
+    dataset = canonical_view(raw, task, data.columns, path)
+    task.check_columns(dataset.column_names, path, with_targets)
+    return Split(split, path, raw, dataset)
+
+
+def load_file(path: str) -> datasets.Dataset:
+    import datasets
+
+    path = resolve_path(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise TaskhubError(f"{path}: unsupported data format '{ext or path}' (use .jsonl, .json, .csv or .parquet)")
+    if not os.path.isfile(path):
+        raise TaskhubError(f"data file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise TaskhubError(f"{path}: the file is empty")
+    datasets.disable_progress_bars()
+    try:
+        dataset = datasets.load_dataset(FORMATS[ext], data_files=os.path.abspath(path), split="train")
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise TaskhubError(f"{path}: cannot read as {FORMATS[ext].upper()}: {detail}") from None
+    if len(dataset) == 0:
+        raise TaskhubError(f"{path}: no rows")
+    return dataset
+
+
+def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], path: str) -> datasets.Dataset:
+    found = raw.column_names
+    dataset = raw
+    for canonical, actual in columns.items():
+        if actual not in found:
+            raise TaskhubError(
+                f"{path}: data.columns.{canonical}='{actual}' but there is no column '{actual}' "
+                f"(columns found: {', '.join(found)})"
+            )
+    renames = {actual: canonical for canonical, actual in columns.items() if actual != canonical}
+    shadowed = [c for c in renames.values() if c in found and c not in renames]
+    if shadowed:
+        dataset = dataset.remove_columns(shadowed)
+    if renames:
+        dataset = dataset.rename_columns(renames)
+    folder = os.path.dirname(os.path.abspath(resolve_path(path)))
+    for column in task.path_columns:
+        if column in dataset.column_names:
+            dataset = dataset.map(
+                lambda value: {column: _resolve_relative(value, folder)},
+                input_columns=column,
+                keep_in_memory=True,
+                load_from_cache_file=False,
+            )
+    return dataset
+
+
+def _resolve_relative(value, folder: str):
+    if isinstance(value, str) and value and not os.path.isabs(value) and "://" not in value:
+        return os.path.join(folder, value)
+    return value

@@ -1,0 +1,94 @@
+"""Builds the plugin manager: hookspecs, built-in tasks, then installed plugins.
+
+Built-in tasks are registered with the same call as third-party plugins (as pytest
+and datasette do). Third-party distributions are found through the ``taskhub``
+entry-point group; each one is loaded on its own so a broken plugin is reported
+with its distribution name and does not take the other tasks down.
+
+Environment switches:
+  TASKHUB_DISABLE_PLUGIN_AUTOLOAD=1  load no entry-point plugins (built-ins only)
+  TASKHUB_PLUGINS=name,name          load only these entry points
+  TASKHUB_TRACE_PLUGINS=1            print every hook call to stderr
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from importlib.metadata import entry_points
+
+import pluggy
+
+from taskhub import hookspecs
+from taskhub.errors import TaskhubError
+
+BUILTIN_PLUGINS = (
+    "taskhub_plugins.text_classification",
+    "taskhub_plugins.image_classification",
+)
+ENTRY_POINT_GROUP = "taskhub"
+
+_pm: pluggy.PluginManager | None = None
+plugin_load_errors: list[str] = []
+plugin_providers: dict[str, str] = {}
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, built on first use."""
+    global _pm
+    if _pm is None:
+        _pm = _build_plugin_manager()
+    return _pm
+
+
+def _build_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("taskhub")
+    pm.add_hookspecs(hookspecs)
+    for module_name in BUILTIN_PLUGINS:
+        _register_module(pm, module_name, lambda name=module_name: importlib.import_module(name), module_name)
+    if not os.environ.get("TASKHUB_DISABLE_PLUGIN_AUTOLOAD"):
+        _load_entry_points(pm)
+    pm.check_pending()
+    if os.environ.get("TASKHUB_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr))
+        pm.enable_tracing()
+    return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    allowed = os.environ.get("TASKHUB_PLUGINS")
+    allow = {name.strip() for name in allowed.split(",")} if allowed else None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allow is not None and ep.name not in allow:
+            continue
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+        if pm.has_plugin(ep.name):
+            raise TaskhubError(
+                f"entry point '{ep.name}' of {dist} clashes with the already registered plugin {provider_of(ep.name)}"
+            )
+        _register_module(pm, ep.name, ep.load, f"'{ep.name}' (distribution {dist})")
+        plugin_providers[ep.name] = f"{ep.name} (distribution {dist})"
+
+
+def provider_of(plugin_name: str) -> str:
+    """How to name a plugin in messages: with its distribution when it came from one."""
+    return plugin_providers.get(plugin_name, plugin_name)
+
+
+def _register_module(pm: pluggy.PluginManager, name: str, load, description: str) -> None:
+    try:
+        plugin = load()
+    except Exception as exc:  # a broken plugin must not take the other tasks down
+        message = f"plugin {description} failed to load: {type(exc).__name__}: {exc}"
+        plugin_load_errors.append(message)
+        print(f"taskhub: warning: {message}", file=sys.stderr)
+        return
+    pm.register(plugin, name=name)
+
+
+def get_registry():
+    """The task registry built from the current plugin manager's registrations."""
+    from taskhub.registry import TaskRegistry
+
+    return TaskRegistry.from_plugins(get_plugin_manager())

@@ -1,0 +1,158 @@
+"""Model and processor loading for every task: pretrained, or built from a config.
+
+Where the weights come from is decided once, in :func:`model_source`:
+``model.name_or_path`` if set, else the task's ``default_model``, else a model
+built from scratch from ``model.config`` (over the task's ``default_model_config``).
+``model.from_scratch=true`` builds from the named checkpoint's config instead of
+loading its weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from taskhub.errors import TaskhubError
+
+if TYPE_CHECKING:
+    from taskhub.task import Task
+
+PKG_SCHEME = "pkg://"
+
+
+def resolve_path(path: str) -> str:
+    """``pkg://package/sub/path`` -> a filesystem path inside that installed package."""
+    if not path.startswith(PKG_SCHEME):
+        return path
+    package, _, rest = path[len(PKG_SCHEME) :].partition("/")
+    try:
+        root = files(package)
+    except ModuleNotFoundError:
+        raise TaskhubError(f"{path}: Python package '{package}' is not installed") from None
+    return str(root.joinpath(rest)) if rest else str(root)
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TaskhubError("device=cuda but no CUDA GPU is available (use device=auto or device=cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise TaskhubError("device=mps but MPS is not available (use device=auto or device=cpu)")
+    return name
+
+
+def transformers_attr(name: str):
+    """A ``transformers`` class by name, or any ``module:attr``."""
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    import transformers
+
+    try:
+        return getattr(transformers, name)
+    except AttributeError:
+        raise TaskhubError(f"transformers has no class '{name}'") from None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name_or_path: str | None  # None: built from ``config`` alone
+    config: dict[str, Any]  # config overrides (with model_type when name_or_path is None)
+    processor: dict[str, Any]  # processor overrides / from-scratch processor settings
+    from_scratch: bool
+
+
+def model_source(task: Task) -> ModelSource:
+    cfg = task.model_config
+    if cfg.name_or_path:
+        return ModelSource(resolve_path(cfg.name_or_path), dict(cfg.config), dict(cfg.processor), cfg.from_scratch)
+    if task.default_model:
+        return ModelSource(resolve_path(task.default_model), dict(cfg.config), dict(cfg.processor), cfg.from_scratch)
+    config = {**task.default_model_config, **cfg.config}
+    if "model_type" not in config:
+        raise TaskhubError(
+            f"task {task.name} has no default model: set model.name_or_path, or model.config.model_type to train one from scratch"
+        )
+    return ModelSource(None, config, {**task.default_processor_config, **cfg.processor}, True)
+
+
+def _hub_kwargs(task: Task) -> dict[str, Any]:
+    cfg = task.model_config
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    if cfg.revision:
+        kwargs["revision"] = cfg.revision
+    return kwargs
+
+
+@contextmanager
+def _loading(what: str, name: str):
+    """Turn a loader's exception into a one-line error naming the model."""
+    try:
+        yield
+    except TaskhubError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip()
+        if "trust_remote_code" in text:
+            raise TaskhubError(
+                f"{what} '{name}' needs code shipped with the checkpoint; if you trust it, set model.trust_remote_code=true"
+            ) from None
+        if name.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(name)):
+            raise TaskhubError(f"{what} not found: '{name}' is not a folder") from None
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise TaskhubError(f"cannot load {what} '{name}': {first_line}") from None
+
+
+def load_processor(task: Task):
+    source = model_source(task)
+    processor_cls = transformers_attr(task.processor_class)
+    if source.name_or_path is None:
+        settings = dict(source.processor)
+        class_name = settings.pop("processor_class", None)
+        if class_name is None:
+            raise TaskhubError(
+                f"task {task.name}: a from-scratch model needs model.processor.processor_class "
+                "(e.g. ViTImageProcessor) or a model.name_or_path to take the processor from"
+            )
+        return transformers_attr(class_name)(**settings)
+    with _loading("processor", source.name_or_path):
+        return processor_cls.from_pretrained(source.name_or_path, **_hub_kwargs(task), **source.processor)
+
+
+def load_model(task: Task, **config_values: Any):
+    """The task's model: pretrained weights, or random weights from a config.
+
+    ``config_values`` (e.g. ``num_labels``, ``id2label``) go into the model config;
+    a pretrained head of another size is then re-initialised.
+    """
+    from transformers import AutoConfig
+
+    source = model_source(task)
+    auto_cls = transformers_attr(task.auto_model)
+    overrides = {**source.config, **config_values}
+    if source.name_or_path is None:
+        model_type = overrides.pop("model_type")
+        try:
+            config = AutoConfig.for_model(model_type, **overrides)
+        except (ValueError, KeyError) as exc:
+            raise TaskhubError(f"model.config: cannot build a '{model_type}' config: {exc}") from None
+        return auto_cls.from_config(config)
+    name = source.name_or_path
+    with _loading("model", name):
+        config = AutoConfig.from_pretrained(name, **_hub_kwargs(task), **overrides)
+        if source.from_scratch:
+            return auto_cls.from_config(config, trust_remote_code=task.model_config.trust_remote_code)
+        base = AutoConfig.from_pretrained(name, **_hub_kwargs(task))
+        resized = "num_labels" in config_values and len(getattr(base, "id2label", {}) or {}) != config.num_labels
+        return auto_cls.from_pretrained(name, config=config, ignore_mismatched_sizes=resized, **_hub_kwargs(task))

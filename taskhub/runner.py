@@ -1,0 +1,217 @@
+"""Runs one composed config: train, evaluate or predict, and writes the outputs.
+
+Outputs in the run dir: ``metrics.json`` (every mode), ``predictions.jsonl``
+(predict), ``model/`` (train; ``save_pretrained`` of model and processor). Each
+is written to a temporary name and renamed, so a killed run never leaves a
+half-written file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from taskhub.config import RunConfig
+from taskhub.data import read_split
+from taskhub.errors import TaskhubError
+from taskhub.manager import get_plugin_manager, get_registry
+
+if TYPE_CHECKING:
+    from taskhub.task import Task
+
+log = logging.getLogger("taskhub")
+
+
+def execute(cfg: DictConfig, run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Run a composed config (as Hydra or :func:`taskhub.compose` builds it) in ``run_dir``."""
+    run: RunConfig = OmegaConf.to_object(cfg)
+    spec = get_registry().get(run.task.name)
+    task = spec.task_cls(run.task, run.model, device=run.device.value)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    mode = run.mode.value
+    if mode == "train":
+        metrics, outputs = _train(task, run, run_dir)
+    elif mode == "evaluate":
+        metrics, outputs = _evaluate(task, run, run_dir)
+    else:
+        metrics, outputs = _predict(task, run, run_dir)
+    result = {
+        "task": task.name,
+        "mode": mode,
+        "model": run.model.name_or_path or task.default_model or "from config",
+        "metrics": {k: float(v) if isinstance(v, (int, float)) else v for k, v in metrics.items()},
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "run_dir": str(run_dir),
+        "outputs": outputs,
+    }
+    with atomic_path(run_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    outputs["metrics"] = str(run_dir / "metrics.json")
+    _report(result)
+    get_plugin_manager().hook.taskhub_run_end(task=task, cfg=cfg, result=result)
+    return result
+
+
+# ---------------------------------------------------------------------- train
+def _train(task: Task, run: RunConfig, run_dir: Path):
+    from transformers import set_seed
+
+    set_seed(run.seed)
+    train = read_split(task, run.data, "train", with_targets=True)
+    validation = read_split(task, run.data, "validation", with_targets=True, required=False)
+    test = read_split(task, run.data, "test", with_targets=True, required=False)
+
+    from taskhub.modeling import load_model
+
+    task.model = load_model(task, **task.model_init_kwargs(train.dataset))
+    train_set = encode(task, train)
+    eval_sets = {s.name: encode(task, s) for s in (validation, test) if s is not None}
+
+    args = training_arguments(task, run, run_dir, has_validation=validation is not None)
+    callbacks = [cb for cbs in get_plugin_manager().hook.taskhub_trainer_callbacks(task=task, cfg=run) for cb in cbs]
+    trainer = make_trainer(task, args, train_set, eval_sets.get("validation"), callbacks)
+    log.info("training %s on %d rows (%s)", task.name, len(train_set), train.path)
+    metrics = {f"train_{k.removeprefix('train_')}": v for k, v in trainer.train().metrics.items()}
+    for name, dataset in eval_sets.items():
+        metrics.update(trainer.evaluate(dataset, metric_key_prefix=name))
+    model_dir = run_dir / "model"
+    with atomic_path(model_dir) as tmp:
+        trainer.save_model(str(tmp))
+        task.processor.save_pretrained(str(tmp))
+    return metrics, {"model": str(model_dir)}
+
+
+def encode(task: Task, split) -> Any:
+    """Preprocess a whole split for the Trainer, with errors naming file and row."""
+    dataset = split.dataset
+
+    def encode_batch(batch, indices):
+        return task.run_preprocess(batch, split.path, [i + 1 for i in indices], with_targets=True)
+
+    return dataset.map(
+        encode_batch,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        keep_in_memory=True,
+        load_from_cache_file=False,
+        new_fingerprint=f"taskhub-{task.name}-{split.name}-{time.time_ns()}",
+    )
+
+
+def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation: bool):
+    from transformers import TrainingArguments
+
+    from taskhub.modeling import resolve_device
+
+    values = {
+        "output_dir": str(run_dir / "checkpoints"),
+        "report_to": "none",
+        "seed": run.seed,
+        "eval_strategy": "epoch" if has_validation else "no",
+        "save_strategy": "no",
+        "logging_strategy": "epoch",
+        "use_cpu": resolve_device(run.device.value) == "cpu",
+        **task.training_defaults,
+        **run.train.set_values(),
+    }
+    known = {f.name for f in fields(TrainingArguments)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TaskhubError(f"train.args.{unknown[0]}: not a transformers.TrainingArguments field")
+    try:
+        return TrainingArguments(**values)
+    except (ValueError, TypeError) as exc:
+        raise TaskhubError(f"invalid training arguments: {str(exc).strip().splitlines()[0]}") from None
+
+
+def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
+    from taskhub.modeling import transformers_attr
+
+    trainer_cls = transformers_attr(task.trainer_class)
+    return trainer_cls(
+        model=task.model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=task.collator,
+        processing_class=task.processor,
+        compute_metrics=task.compute_metrics,
+        callbacks=list(callbacks),
+    )
+
+
+# ------------------------------------------------------------------- evaluate
+def _evaluate(task: Task, run: RunConfig, run_dir: Path):
+    test = read_split(task, run.data, "test", with_targets=True)
+    test_set = encode(task, test)
+    args = training_arguments(task, run, run_dir, has_validation=False)
+    trainer = make_trainer(task, args, None, None)
+    log.info("evaluating %s on %d rows (%s)", task.name, len(test_set), test.path)
+    return trainer.evaluate(test_set, metric_key_prefix="test"), {}
+
+
+# -------------------------------------------------------------------- predict
+def _predict(task: Task, run: RunConfig, run_dir: Path):
+    split = read_split(task, run.data, "predict", with_targets=False)
+    path = run_dir / "predictions.jsonl"
+    started = time.perf_counter()
+    rows = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        predictions = task.predict_iter(split.dataset, batch_size=run.batch_size, source=split.path)
+        for raw, prediction in zip(split.raw, predictions, strict=True):
+            out.write(json.dumps(merge_prediction(raw, prediction), ensure_ascii=False, default=str) + "\n")
+            rows += 1
+    elapsed = time.perf_counter() - started
+    metrics = {"predict_rows": rows, "predict_runtime": elapsed, "predict_rows_per_second": rows / elapsed}
+    return metrics, {"predictions": str(path)}
+
+
+def merge_prediction(raw: Mapping[str, Any], prediction: Mapping[str, Any]) -> dict[str, Any]:
+    """The input row plus the prediction fields; an input field a prediction field
+    would overwrite is kept as ``input_<name>``."""
+    merged = {(f"input_{k}" if k in prediction else k): v for k, v in raw.items()}
+    merged.update(prediction)
+    return merged
+
+
+# -------------------------------------------------------------------- helpers
+@contextmanager
+def atomic_path(final: Path):
+    """Yield a temporary sibling path; rename it onto ``final`` only if the block succeeds."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    _remove(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(final)
+    os.replace(tmp, final)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _report(result: dict[str, Any]) -> None:
+    metrics = result["metrics"]
+    width = max((len(k) for k in metrics), default=0)
+    lines = [f"taskhub {result['task']} {result['mode']}: {result['run_dir']}"]
+    lines += [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}" for k, v in metrics.items()]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,210 @@
+"""The Task interface every task plugin implements.
+
+A task says *what* (columns, model class, processor class, pre/postprocessing,
+metrics); the core (:mod:`taskhub.runner`, :mod:`taskhub.modeling`,
+:mod:`taskhub.data`) says *how* (reading files, loading weights, training with
+``transformers.Trainer``, writing outputs). Inference follows the transformers
+pipelines' split: :meth:`Task.preprocess` -> :meth:`Task.forward` ->
+:meth:`Task.postprocess`.
+
+This module imports neither torch nor transformers: plugin discovery and
+``taskhub --help`` import every task class.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from taskhub.config import ModelConfig, TaskConfig
+from taskhub.errors import RowError, TaskhubError
+
+if TYPE_CHECKING:
+    import datasets
+
+
+class Task(abc.ABC):
+    """Base of all tasks. Subclasses set the class attributes and the abstract steps."""
+
+    #: Registry name, e.g. ``"text_classification"``.
+    name: ClassVar[str]
+    #: The task's options (a :class:`~taskhub.config.TaskConfig` subclass).
+    config_cls: ClassVar[type[TaskConfig]] = TaskConfig
+    #: ``"text"``, ``"image"``, ``"audio"`` or ``"multimodal"``.
+    modality: ClassVar[str]
+    #: Name of the ``transformers`` auto class that loads the model, resolved lazily.
+    auto_model: ClassVar[str]
+    #: ``AutoTokenizer``, ``AutoImageProcessor``, ``AutoFeatureExtractor`` or ``AutoProcessor``.
+    processor_class: ClassVar[str] = "AutoTokenizer"
+    #: ``transformers`` attribute or ``"module:attr"`` of the Trainer class to train with.
+    trainer_class: ClassVar[str] = "Trainer"
+    #: Canonical input columns every row needs (at predict time too).
+    input_columns: ClassVar[tuple[str, ...]] = ()
+    #: Canonical input columns a row may have.
+    optional_columns: ClassVar[tuple[str, ...]] = ()
+    #: Canonical columns needed to train or evaluate.
+    target_columns: ClassVar[tuple[str, ...]] = ()
+    #: Columns holding file paths; relative paths resolve against the data file's folder.
+    path_columns: ClassVar[tuple[str, ...]] = ()
+    #: Fields :meth:`postprocess` adds to each record.
+    prediction_fields: ClassVar[tuple[str, ...]] = ()
+    #: Metric that summarises the task (model selection, sweep tables).
+    main_metric: ClassVar[str] = "loss"
+    #: Model used when ``model.name_or_path`` is unset (hub id, folder or ``pkg://``).
+    default_model: ClassVar[str | None] = None
+    #: Model config used to train from scratch when no model is named anywhere.
+    default_model_config: ClassVar[Mapping[str, Any]] = {}
+    #: Processor settings for a from-scratch model (``processor_class`` names the class).
+    default_processor_config: ClassVar[Mapping[str, Any]] = {}
+    #: Folder with ``train``/``validation``/``test`` files used when ``data.*`` is unset.
+    demo_data: ClassVar[str | None] = None
+    #: ``TrainingArguments`` defaults that suit the task; the user's ``train.*`` wins.
+    training_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, config: TaskConfig | None = None, model: ModelConfig | None = None, device: str = "auto"):
+        self.config = config if config is not None else self.config_cls()
+        self.model_config = model if model is not None else ModelConfig()
+        self.device_name = device
+        self._model = None
+        self._processor = None
+        self._collator = None
+
+    # ------------------------------------------------------------------ model
+    @property
+    def processor(self):
+        """The tokenizer / feature extractor / image processor, loaded on first use."""
+        if self._processor is None:
+            from taskhub.modeling import load_processor
+
+            self._processor = load_processor(self)
+        return self._processor
+
+    @property
+    def model(self):
+        """The model for inference, loaded on first use from ``model.name_or_path``."""
+        if self._model is None:
+            from taskhub.modeling import load_model, resolve_device
+
+            self._model = load_model(self).to(resolve_device(self.device_name)).eval()
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
+
+    def model_init_kwargs(self, train_dataset: datasets.Dataset) -> dict[str, Any]:
+        """Config values the training data determines (e.g. ``num_labels``, ``id2label``).
+
+        Called once before the model is built for training; the default adds none.
+        """
+        return {}
+
+    # ------------------------------------------------------------------- data
+    def check_columns(self, columns: Iterable[str], source: str, with_targets: bool) -> None:
+        """Raise a one-line error naming the missing columns and the ones found."""
+        found = list(columns)
+        needed = list(self.input_columns) + (list(self.target_columns) if with_targets else [])
+        missing = [c for c in needed if c not in found]
+        if missing:
+            names = ", ".join(f"'{c}'" for c in missing)
+            raise TaskhubError(
+                f"{source}: missing required column {names} for task {self.name} "
+                f"(columns found: {', '.join(found) or 'none'}; map yours with data.columns.<name>=<your column>)"
+            )
+
+    @abc.abstractmethod
+    def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
+        """Raw columns -> model inputs, unpadded (the collator pads).
+
+        ``batch`` maps canonical column names to equal-length lists. Returns a dict of
+        equal-length lists. Raise :class:`~taskhub.errors.RowError` for a bad row; the
+        core adds the file and row number. Called at train, evaluate and predict time.
+        """
+
+    def encode_targets(self, batch: dict[str, list]) -> dict[str, list]:
+        """Target columns -> ``labels`` for training and evaluation."""
+        raise TaskhubError(f"task {self.name} cannot be trained or evaluated")
+
+    def build_collator(self):
+        """Pads a list of :meth:`preprocess` rows into a batch of tensors."""
+        from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, default_data_collator
+
+        if isinstance(self.processor, PreTrainedTokenizerBase):
+            return DataCollatorWithPadding(self.processor)
+        return default_data_collator
+
+    @property
+    def collator(self):
+        if self._collator is None:
+            self._collator = self.build_collator()
+        return self._collator
+
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
+        """``Trainer``'s ``compute_metrics``: predictions and label ids -> metric values."""
+        return {}
+
+    # -------------------------------------------------------------- inference
+    def forward(self, inputs: Mapping[str, Any]):
+        """Run the model on one padded batch, on the model's device, without autograd."""
+        import torch
+
+        device = self.model.device
+        inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        with torch.inference_mode():
+            return self._forward(inputs)
+
+    def _forward(self, inputs: Mapping[str, Any]):
+        """The model call itself; generation tasks override this to call ``generate``."""
+        return self.model(**inputs)
+
+    @abc.abstractmethod
+    def postprocess(self, outputs, batch: dict[str, list]) -> list[dict[str, Any]]:
+        """Model outputs for one batch -> one record of :attr:`prediction_fields` per row.
+
+        ``batch`` holds the raw columns the batch came from (for spans and offsets).
+        Labels come from the model config's ``id2label``.
+        """
+
+    def predict(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input") -> list[dict]:
+        """Predict on raw records (dicts with canonical column names); one result per record.
+
+        The Python-API counterpart of ``mode=predict``: returns only the prediction fields.
+        """
+        return list(self.predict_iter(records, batch_size=batch_size, source=source))
+
+    def predict_iter(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input") -> Iterator[dict]:
+        columns = self.input_columns + self.optional_columns
+        rows: list[Mapping[str, Any]] = []
+        start = 0
+        for record in records:
+            rows.append(record)
+            if len(rows) == batch_size:
+                yield from self._predict_batch(rows, columns, start, source)
+                start += len(rows)
+                rows = []
+        if rows:
+            yield from self._predict_batch(rows, columns, start, source)
+
+    def _predict_batch(self, rows, columns, start: int, source: str) -> list[dict]:
+        for i, row in enumerate(rows):
+            missing = [c for c in self.input_columns if c not in row]
+            if missing:
+                raise TaskhubError(
+                    f"{source}, row {start + i + 1}: missing required column '{missing[0]}' "
+                    f"(columns found: {', '.join(row) or 'none'})"
+                )
+        batch = {c: [row.get(c) for row in rows] for c in columns if any(c in row for row in rows)}
+        features = self.run_preprocess(batch, source, row_numbers=range(start + 1, start + len(rows) + 1))
+        inputs = self.collator([{k: v[i] for k, v in features.items()} for i in range(len(rows))])
+        return self.postprocess(self.forward(inputs), batch)
+
+    def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:
+        """:meth:`preprocess` (+ :meth:`encode_targets`), turning a RowError into a user error."""
+        try:
+            features = self.preprocess(batch)
+            if with_targets:
+                features.update(self.encode_targets(batch))
+        except RowError as err:
+            raise TaskhubError(f"{source}, row {row_numbers[err.index]}: {err.message}") from None
+        return features

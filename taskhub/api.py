@@ -19,7 +19,7 @@ def compose(overrides: Sequence[str] = ()):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import register_configs
+    from taskhub.config import normalize_overrides, register_configs
     from taskhub.manager import get_registry
 
     registry = get_registry()
@@ -30,7 +30,7 @@ def compose(overrides: Sequence[str] = ()):
     register_configs(registry)
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose("config", overrides=list(overrides))
+            return hydra_compose("config", overrides=normalize_overrides(overrides, registry))
     except (HydraException, OmegaConfBaseException) as exc:
         raise TaskhubError(" ".join(str(exc).split())) from None
 

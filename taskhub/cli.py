@@ -49,7 +49,7 @@ def _check_task_names(argv: list[str], registry) -> None:
 def main() -> None:
     import hydra
 
-    from taskhub.config import register_configs
+    from taskhub.config import normalize_overrides, register_configs
     from taskhub.manager import get_registry
 
     try:
@@ -58,6 +58,7 @@ def main() -> None:
         _fail(str(err))
     _check_task_names(sys.argv[1:], registry)
     register_configs(registry)
+    sys.argv[1:] = normalize_overrides(sys.argv[1:], registry)
     config_dir = str(files("taskhub_conf"))
     hydra.main(config_path=config_dir, config_name="config", version_base="1.3")(_task_function)()
     if _failures:

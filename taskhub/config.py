@@ -123,3 +123,40 @@ def register_configs(registry) -> None:
     cs.store(name="taskhub_schema", node=RunConfig)
     for spec in registry:
         cs.store(group="task", name=spec.name, node=spec.config_cls, provider="taskhub")
+
+
+def open_dict_prefixes(registry) -> set[str]:
+    """Dotted paths of free-form dict fields (``data.columns``, ``model.config``, ...)
+    in the root schema and every task's config."""
+    import dataclasses
+    import typing
+
+    prefixes: set[str] = set()
+
+    def walk(cls, path: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            origin = typing.get_origin(hint) or hint
+            if origin is dict:
+                prefixes.add(f"{path}{f.name}.")
+            elif dataclasses.is_dataclass(hint):
+                walk(hint, f"{path}{f.name}.")
+
+    walk(RunConfig, "")
+    for spec in registry:
+        walk(spec.config_cls, "task.")
+    return prefixes
+
+
+def normalize_overrides(overrides, registry) -> list[str]:
+    """Let ``data.columns.text=review`` add a key to a free-form dict without Hydra's ``+``
+    (rewritten to ``++``, which adds or replaces)."""
+    prefixes = open_dict_prefixes(registry)
+    normalized = []
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if "=" in override and not key.startswith(("+", "~")) and any(key.startswith(p) for p in prefixes):
+            override = "++" + override
+        normalized.append(override)
+    return normalized

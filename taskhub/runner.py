@@ -86,10 +86,14 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
     metrics = {f"train_{k.removeprefix('train_')}": v for k, v in trainer.train().metrics.items()}
     for name, dataset in eval_sets.items():
         metrics.update(trainer.evaluate(dataset, metric_key_prefix=name))
+    metrics.pop("epoch", None)
     model_dir = run_dir / "model"
     with atomic_path(model_dir) as tmp:
         trainer.save_model(str(tmp))
         task.processor.save_pretrained(str(tmp))
+        # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        (tmp / "training_args.json").write_text(args.to_json_string())
     return metrics, {"model": str(model_dir)}
 
 
@@ -160,7 +164,9 @@ def _evaluate(task: Task, run: RunConfig, run_dir: Path):
     args = training_arguments(task, run, run_dir, has_validation=False)
     trainer = make_trainer(task, args, None, None)
     log.info("evaluating %s on %d rows (%s)", task.name, len(test_set), test.path)
-    return trainer.evaluate(test_set, metric_key_prefix="test"), {}
+    metrics = trainer.evaluate(test_set, metric_key_prefix="test")
+    metrics.pop("epoch", None)
+    return metrics, {}
 
 
 # -------------------------------------------------------------------- predict

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TASKHUB_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only what a test registers itself
+
+REPO = Path(__file__).resolve().parent.parent
+DIGITS = REPO / "plugins" / "data" / "digits"
+FOOD = REPO / "plugins" / "data" / "food_captions"
+TASKHUB = str(Path(sys.executable).with_name("taskhub"))
+
+
+def run_cli(*args: str, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
+    """Run the real `taskhub` console script in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([TASKHUB, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"taskhub {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def write_jsonl(path, rows) -> Path:
+    path = Path(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory) -> Path:
+    """A MiniLM text classifier trained through the CLI on a slice of the bundled data."""
+    run_dir = tmp_path_factory.mktemp("text_run")
+    run_cli("task=text_classification", "data.limit=160", "train.num_train_epochs=2", f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory) -> Path:
+    """A from-scratch ResNet trained through the CLI on a slice of the bundled digits."""
+    run_dir = tmp_path_factory.mktemp("image_run")
+    run_cli("task=image_classification", "data.limit=600", "train.num_train_epochs=6", f"hydra.run.dir={run_dir}")
+    return run_dir

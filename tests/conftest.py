@@ -40,7 +40,7 @@ def write_jsonl(path, rows) -> Path:
 def text_run(tmp_path_factory) -> Path:
     """A MiniLM text classifier trained through the CLI on a slice of the bundled data."""
     run_dir = tmp_path_factory.mktemp("text_run")
-    run_cli("task=text_classification", "data.limit=160", "train.num_train_epochs=2", f"hydra.run.dir={run_dir}")
+    run_cli("task=text_classification", "data.limit=200", "train.num_train_epochs=3", "train.learning_rate=2e-4", f"hydra.run.dir={run_dir}")
     return run_dir
 
 

@@ -57,8 +57,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # JSONL, CSV or Parquet files (or pkg://...). Unset splits fall back to the
-    # task's bundled demo data, so `taskhub task=<name>` runs with no data flags.
+    # JSONL, CSV or Parquet files (or pkg://...). With none of them set, the task's
+    # bundled demo data is used, so `taskhub task=<name>` runs with no data flags.
     train: Optional[str] = None
     validation: Optional[str] = None
     test: Optional[str] = None

@@ -32,12 +32,16 @@ class Split:
     dataset: datasets.Dataset
 
 
+SPLITS = ("train", "validation", "test", "predict")
+
+
 def split_path(task: Task, data: DataConfig, split: str) -> str | None:
-    """The file for a split: ``data.<split>``, else the task's bundled demo split."""
+    """The file for a split: ``data.<split>``; when no data file is named at all, the
+    task's bundled demo split (so your own train file never meets demo validation data)."""
     given = getattr(data, split)
     if given:
         return given
-    if task.demo_data is None:
+    if task.demo_data is None or any(getattr(data, s) for s in SPLITS):
         return None
     folder = resolve_path(task.demo_data)
     demo_split = "test" if split == "predict" else split

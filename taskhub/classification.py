@@ -73,7 +73,7 @@ class ClassificationTask(Task):
     def label2id(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.model.config.label2id.items()}
 
-    def encode_targets(self, batch: dict[str, list]) -> dict[str, list]:
+    def encode_targets(self, batch: dict[str, list], features: dict[str, list]) -> dict[str, list]:
         label2id = self.label2id
         multi = self.multi_label
 
@@ -98,7 +98,7 @@ class ClassificationTask(Task):
         return {"labels": encoded}
 
     # ------------------------------------------------------- prediction
-    def postprocess(self, outputs, batch: dict[str, list]) -> list[dict[str, Any]]:
+    def postprocess(self, outputs, batch: dict[str, list], features: dict[str, list]) -> list[dict[str, Any]]:
         logits = outputs.logits.float().cpu()
         id2label = self.model.config.id2label
         if self.multi_label:

@@ -113,6 +113,9 @@ class RunConfig:
     device: Device = Device.auto
     # Rows per forward pass at predict time.
     batch_size: int = 32
+    # Also evaluate held-out splits before training (before_* metrics beside the
+    # trained ones). None: the task's default.
+    evaluate_before_training: Optional[bool] = None
 
 
 def register_configs(registry) -> None:

@@ -25,6 +25,7 @@ from taskhub.config import RunConfig
 from taskhub.data import read_split
 from taskhub.errors import TaskhubError
 from taskhub.manager import get_plugin_manager, get_registry
+from taskhub.task import model_inputs
 
 if TYPE_CHECKING:
     from taskhub.task import Task
@@ -77,16 +78,21 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
 
     task.model = load_model(task, **task.model_init_kwargs(train.dataset))
     train_set = encode(task, train)
-    eval_sets = {s.name: encode(task, s) for s in (validation, test) if s is not None}
+    held_out = [s for s in (validation, test) if s is not None]
+    validation_set = encode(task, validation) if validation is not None else None
 
     args = training_arguments(task, run, run_dir, has_validation=validation is not None)
     callbacks = [cb for cbs in get_plugin_manager().hook.taskhub_trainer_callbacks(task=task, cfg=run) for cb in cbs]
-    trainer = make_trainer(task, args, train_set, eval_sets.get("validation"), callbacks)
+    trainer = make_trainer(task, args, train_set, validation_set, callbacks)
+    metrics: dict[str, Any] = {}
+    before = run.evaluate_before_training
+    if before if before is not None else task.evaluate_before_training:
+        for split in held_out:
+            metrics.update({f"before_{k}": v for k, v in evaluate_split(task, trainer, split, run).items()})
     log.info("training %s on %d rows (%s)", task.name, len(train_set), train.path)
-    metrics = {f"train_{k.removeprefix('train_')}": v for k, v in trainer.train().metrics.items()}
-    for name, dataset in eval_sets.items():
-        metrics.update(trainer.evaluate(dataset, metric_key_prefix=name))
-    metrics.pop("epoch", None)
+    metrics.update({f"train_{k.removeprefix('train_')}": v for k, v in trainer.train().metrics.items()})
+    for split in held_out:
+        metrics.update(evaluate_split(task, trainer, split, run))
     model_dir = run_dir / "model"
     with atomic_path(model_dir) as tmp:
         trainer.save_model(str(tmp))
@@ -102,7 +108,8 @@ def encode(task: Task, split) -> Any:
     dataset = split.dataset
 
     def encode_batch(batch, indices):
-        return task.run_preprocess(batch, split.path, [i + 1 for i in indices], with_targets=True)
+        features = task.run_preprocess(batch, split.path, [i + 1 for i in indices], with_targets=True)
+        return model_inputs(features)
 
     return dataset.map(
         encode_batch,
@@ -113,6 +120,24 @@ def encode(task: Task, split) -> Any:
         load_from_cache_file=False,
         new_fingerprint=f"taskhub-{task.name}-{split.name}-{time.time_ns()}",
     )
+
+
+def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]:
+    """Metrics of the current model on one split, prefixed with the split's name."""
+    prefix = split.name
+    if task.evaluate_by_prediction:
+        started = time.perf_counter()
+        predictions = list(task.predict_iter(split.dataset, batch_size=run.batch_size, source=split.path))
+        elapsed = time.perf_counter() - started
+        scores = task.score_predictions(predictions, split.dataset)
+        metrics = {f"{prefix}_{k}": v for k, v in scores.items()}
+        metrics[f"{prefix}_runtime"] = elapsed
+        metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
+    else:
+        metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
+        metrics.pop("epoch", None)
+    metrics.update(task.derived_metrics(metrics, prefix))
+    return metrics
 
 
 def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation: bool):
@@ -150,7 +175,7 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=task.collator,
+        data_collator=task.build_training_collator(),
         processing_class=task.processor,
         compute_metrics=task.compute_metrics,
         callbacks=list(callbacks),
@@ -160,13 +185,9 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
 # ------------------------------------------------------------------- evaluate
 def _evaluate(task: Task, run: RunConfig, run_dir: Path):
     test = read_split(task, run.data, "test", with_targets=True)
-    test_set = encode(task, test)
-    args = training_arguments(task, run, run_dir, has_validation=False)
-    trainer = make_trainer(task, args, None, None)
-    log.info("evaluating %s on %d rows (%s)", task.name, len(test_set), test.path)
-    metrics = trainer.evaluate(test_set, metric_key_prefix="test")
-    metrics.pop("epoch", None)
-    return metrics, {}
+    trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False), None, None)
+    log.info("evaluating %s on %d rows (%s)", task.name, len(test.dataset), test.path)
+    return evaluate_split(task, trainer, test, run), {}
 
 
 # -------------------------------------------------------------------- predict
@@ -216,8 +237,19 @@ def _remove(path: Path) -> None:
 
 
 def _report(result: dict[str, Any]) -> None:
+    """Print the metrics; ``before_*`` values (evaluated before training) side by side."""
     metrics = result["metrics"]
-    width = max((len(k) for k in metrics), default=0)
+    shown = {k: v for k, v in metrics.items() if not k.startswith("before_")}
+    width = max((len(k) for k in shown), default=0)
     lines = [f"taskhub {result['task']} {result['mode']}: {result['run_dir']}"]
-    lines += [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}" for k, v in metrics.items()]
+    if any(k.startswith("before_") for k in metrics):
+        lines.append(f"  {'':<{width}}  {'before':>12}  {'after':>12}")
+    for key, value in shown.items():
+        before = metrics.get(f"before_{key}")
+        text = _fmt(value) if before is None else f"{_fmt(before):>12}  {_fmt(value):>12}"
+        lines.append(f"  {key:<{width}}  {text}")
     print("\n".join(lines), flush=True)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

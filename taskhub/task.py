@@ -23,6 +23,13 @@ from taskhub.errors import RowError, TaskhubError
 if TYPE_CHECKING:
     import datasets
 
+#: Feature keys starting with this carry side information for :meth:`Task.postprocess`
+#: or :meth:`Task.encode_targets` (offsets, word ids, ...) and never reach the model.
+SIDE_PREFIX = "_"
+#: Side feature mapping each feature to the index of its row in the batch, for tasks
+#: whose preprocessing splits one row into several windows. Absent: one feature per row.
+ROW_KEY = "_row"
+
 
 class Task(abc.ABC):
     """Base of all tasks. Subclasses set the class attributes and the abstract steps."""
@@ -115,15 +122,23 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
-        """Raw columns -> model inputs, unpadded (the collator pads).
+        """Raw columns -> features: model inputs, unpadded (the collator pads).
 
         ``batch`` maps canonical column names to equal-length lists. Returns a dict of
-        equal-length lists. Raise :class:`~taskhub.errors.RowError` for a bad row; the
-        core adds the file and row number. Called at train, evaluate and predict time.
+        equal-length lists, one entry per feature: one per row, or several per row with
+        :data:`ROW_KEY` mapping each feature to its row (long inputs split into windows).
+        Keys starting with :data:`SIDE_PREFIX` carry side information (offsets, word
+        ids) to :meth:`encode_targets` and :meth:`postprocess`. Raise
+        :class:`~taskhub.errors.RowError` for a bad row; the core adds the file and row
+        number. Called at train, evaluate and predict time.
         """
 
-    def encode_targets(self, batch: dict[str, list]) -> dict[str, list]:
-        """Target columns -> ``labels`` for training and evaluation."""
+    def encode_targets(self, batch: dict[str, list], features: dict[str, list]) -> dict[str, list]:
+        """Target columns -> ``labels`` (one per feature) for training and evaluation.
+
+        ``features`` is what :meth:`preprocess` returned for the same batch, so targets
+        can be aligned to tokens or windows.
+        """
         raise TaskhubError(f"task {self.name} cannot be trained or evaluated")
 
     def build_collator(self):
@@ -140,8 +155,27 @@ class Task(abc.ABC):
             self._collator = self.build_collator()
         return self._collator
 
+    def build_training_collator(self):
+        """The collator for training batches (e.g. with random masking); default: :attr:`collator`."""
+        return self.collator
+
+    #: Evaluate by running :meth:`predict` and :meth:`score_predictions` (spans, generated
+    #: text) instead of ``Trainer.evaluate`` with :meth:`compute_metrics`.
+    evaluate_by_prediction: ClassVar[bool] = False
+    #: Evaluate the held-out splits before training too (``before_*`` metrics).
+    evaluate_before_training: ClassVar[bool] = False
+
     def compute_metrics(self, eval_pred) -> dict[str, float]:
         """``Trainer``'s ``compute_metrics``: predictions and label ids -> metric values."""
+        return {}
+
+    def score_predictions(self, predictions: list[dict], references: datasets.Dataset) -> dict[str, float]:
+        """Metrics from :meth:`predict` records and the rows they came from
+        (used when :attr:`evaluate_by_prediction` is set)."""
+        raise NotImplementedError
+
+    def derived_metrics(self, metrics: dict[str, float], prefix: str) -> dict[str, float]:
+        """Metrics computed from others after an evaluation, e.g. perplexity from loss."""
         return {}
 
     # -------------------------------------------------------------- inference
@@ -149,6 +183,8 @@ class Task(abc.ABC):
         """Run the model on one padded batch, on the model's device, without autograd."""
         import torch
 
+        if self.model.training:
+            self.model.eval()
         device = self.model.device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
         with torch.inference_mode():
@@ -159,11 +195,12 @@ class Task(abc.ABC):
         return self.model(**inputs)
 
     @abc.abstractmethod
-    def postprocess(self, outputs, batch: dict[str, list]) -> list[dict[str, Any]]:
+    def postprocess(self, outputs, batch: dict[str, list], features: dict[str, list]) -> list[dict[str, Any]]:
         """Model outputs for one batch -> one record of :attr:`prediction_fields` per row.
 
-        ``batch`` holds the raw columns the batch came from (for spans and offsets).
-        Labels come from the model config's ``id2label``.
+        ``batch`` holds the raw columns of the batch's rows; ``features`` what
+        :meth:`preprocess` made of them (side information, :data:`ROW_KEY`). Labels come
+        from the model config's ``id2label``.
         """
 
     def predict(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input") -> list[dict]:
@@ -196,15 +233,25 @@ class Task(abc.ABC):
                 )
         batch = {c: [row.get(c) for row in rows] for c in columns if any(c in row for row in rows)}
         features = self.run_preprocess(batch, source, row_numbers=range(start + 1, start + len(rows) + 1))
-        inputs = self.collator([{k: v[i] for k, v in features.items()} for i in range(len(rows))])
-        return self.postprocess(self.forward(inputs), batch)
+        inputs = model_inputs(features)
+        size = len(next(iter(inputs.values())))
+        outputs = self.forward(self.collator([{k: v[i] for k, v in inputs.items()} for i in range(size)]))
+        records = self.postprocess(outputs, batch, features)
+        if len(records) != len(rows):
+            raise RuntimeError(f"{type(self).__name__}.postprocess returned {len(records)} records for {len(rows)} rows")
+        return records
 
     def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:
         """:meth:`preprocess` (+ :meth:`encode_targets`), turning a RowError into a user error."""
         try:
             features = self.preprocess(batch)
             if with_targets:
-                features.update(self.encode_targets(batch))
+                features.update(self.encode_targets(batch, features))
         except RowError as err:
             raise TaskhubError(f"{source}, row {row_numbers[err.index]}: {err.message}") from None
         return features
+
+
+def model_inputs(features: Mapping[str, list]) -> dict[str, list]:
+    """The features the model takes: all but the ``_``-prefixed side information."""
+    return {k: v for k, v in features.items() if not k.startswith(SIDE_PREFIX)}

@@ -113,19 +113,19 @@ def test_postprocess_softmax_top_k_matches_numpy():
     task = text_task(top_k=2)
     task.model = _fake_model(["a", "b", "c"])
     logits = np.array([[1.0, 3.0, 0.5], [2.0, -1.0, 0.0]])
-    out = task.postprocess(SimpleNamespace(logits=torch.tensor(logits)), {})
+    out = task.postprocess(SimpleNamespace(logits=torch.tensor(logits)), {}, {})
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     assert [r["label"] for r in out] == [["b", "a"], ["a", "c"]]
     np.testing.assert_allclose(out[0]["score"], [probs[0, 1], probs[0, 0]], rtol=1e-6)
     task.config.top_k = 1
-    top1 = task.postprocess(SimpleNamespace(logits=torch.tensor(logits)), {})
+    top1 = task.postprocess(SimpleNamespace(logits=torch.tensor(logits)), {}, {})
     assert top1[1] == {"label": "a", "score": pytest.approx(probs[1, 0], rel=1e-6)}
 
 
 def test_postprocess_multi_label_uses_sigmoid_threshold():
     task = text_task()
     task.model = _fake_model(["x", "y", "z"], MULTI_LABEL)
-    out = task.postprocess(SimpleNamespace(logits=torch.tensor([[2.0, -3.0, 0.1]])), {})
+    out = task.postprocess(SimpleNamespace(logits=torch.tensor([[2.0, -3.0, 0.1]])), {}, {})
     assert out[0]["label"] == ["x", "z"]
     assert out[0]["score"] == pytest.approx([1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(-0.1))], rel=1e-6)
 
@@ -133,9 +133,9 @@ def test_postprocess_multi_label_uses_sigmoid_threshold():
 def test_unknown_label_is_a_row_error_listing_known_labels():
     task = text_task()
     task.model = _fake_model(["food", "not_food"])
-    assert task.encode_targets({"label": ["not_food", "food"]}) == {"labels": [1, 0]}
+    assert task.encode_targets({"label": ["not_food", "food"]}, {}) == {"labels": [1, 0]}
     with pytest.raises(RowError) as err:
-        task.encode_targets({"label": ["food", "drink"]})
+        task.encode_targets({"label": ["food", "drink"]}, {})
     assert err.value.index == 1
     assert "label 'drink' is not known to the model (known labels: food, not_food)" in err.value.message
 
@@ -143,7 +143,7 @@ def test_unknown_label_is_a_row_error_listing_known_labels():
 def test_multi_label_targets_are_multi_hot():
     task = text_task()
     task.model = _fake_model(["x", "y", "z"], MULTI_LABEL)
-    assert task.encode_targets({"label": [["z", "x"], ["y"]]}) == {"labels": [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]}
+    assert task.encode_targets({"label": [["z", "x"], ["y"]]}, {}) == {"labels": [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]}
 
 
 def test_metrics_match_hand_computed_values():

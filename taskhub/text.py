@@ -1,0 +1,35 @@
+"""Text helpers shared by span tasks (ner, qa): long inputs as overlapping token windows."""
+
+from __future__ import annotations
+
+from taskhub.errors import TaskhubError
+from taskhub.task import ROW_KEY
+
+
+def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, stride: int, truncation="longest_first"):
+    """Tokenize rows into windows of at most ``max_length`` tokens overlapping by ``stride``.
+
+    Returns features: the tokenizer's model inputs, :data:`~taskhub.task.ROW_KEY`
+    (window -> row), and side information ``_offsets`` (character offsets per token,
+    into the text or the pair text), ``_sequence_ids`` (0 text, 1 pair, None special
+    token) and ``_word_ids``.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise TaskhubError(f"this task needs a fast tokenizer for character offsets; {type(tokenizer).__name__} is not one")
+    max_length = max_length or tokenizer.model_max_length
+    encoded = tokenizer(
+        texts,
+        pairs,
+        truncation=truncation,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    windows = range(len(encoded["input_ids"]))
+    features = {k: encoded[k] for k in tokenizer.model_input_names if k in encoded}
+    features[ROW_KEY] = encoded["overflow_to_sample_mapping"]
+    features["_offsets"] = [[tuple(span) for span in offsets] for offsets in encoded["offset_mapping"]]
+    features["_sequence_ids"] = [encoded.sequence_ids(i) for i in windows]
+    features["_word_ids"] = [encoded.word_ids(i) for i in windows]
+    return features

@@ -26,6 +26,7 @@ from taskhub.errors import TaskhubError
 BUILTIN_PLUGINS = (
     "taskhub_plugins.text_classification",
     "taskhub_plugins.image_classification",
+    "taskhub_plugins.qa",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

@@ -114,6 +114,12 @@ def _loading(what: str, name: str):
         raise TaskhubError(f"cannot load {what} '{name}': {first_line}") from None
 
 
+def processor_from_data(task: Task) -> bool:
+    """Whether training must build the processor from the data (see :meth:`Task.train_processor`)."""
+    source = model_source(task)
+    return source.name_or_path is None and "processor_class" not in source.processor
+
+
 def load_processor(task: Task):
     source = model_source(task)
     processor_cls = transformers_attr(task.processor_class)
@@ -122,8 +128,8 @@ def load_processor(task: Task):
         class_name = settings.pop("processor_class", None)
         if class_name is None:
             raise TaskhubError(
-                f"task {task.name}: a from-scratch model needs model.processor.processor_class "
-                "(e.g. ViTImageProcessor) or a model.name_or_path to take the processor from"
+                f"task {task.name}: no processor to load: name a trained model with model.name_or_path, "
+                "or set model.processor.processor_class"
             )
         return transformers_attr(class_name)(**settings)
     with _loading("processor", source.name_or_path):

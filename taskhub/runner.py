@@ -74,8 +74,10 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
     validation = read_split(task, run.data, "validation", with_targets=True, required=False)
     test = read_split(task, run.data, "test", with_targets=True, required=False)
 
-    from taskhub.modeling import load_model
+    from taskhub.modeling import load_model, model_source, processor_from_data
 
+    if processor_from_data(task):
+        task.processor = task.train_processor(train.dataset, model_source(task).processor)
     task.model = load_model(task, **task.model_init_kwargs(train.dataset))
     train_set = encode(task, train)
     held_out = [s for s in (validation, test) if s is not None]

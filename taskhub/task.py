@@ -87,6 +87,21 @@ class Task(abc.ABC):
             self._processor = load_processor(self)
         return self._processor
 
+    @processor.setter
+    def processor(self, processor) -> None:
+        self._processor = processor
+        self._collator = None
+
+    def train_processor(self, train_dataset: datasets.Dataset, settings: dict[str, Any]):
+        """Build a processor from the training data, for a model trained from scratch with
+        no processor to load (e.g. a tokenizer trained on the texts, a character vocabulary
+        from transcripts). ``settings`` are the ``model.processor`` values. Saved with the model.
+        """
+        raise TaskhubError(
+            f"task {self.name} cannot build a processor from data: set model.processor.processor_class "
+            "(e.g. ViTImageProcessor) or a model.name_or_path to take the processor from"
+        )
+
     @property
     def model(self):
         """The model for inference, loaded on first use from ``model.name_or_path``."""

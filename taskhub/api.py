@@ -22,7 +22,10 @@ def compose(overrides: Sequence[str] = ()):
     from taskhub.config import normalize_overrides, register_configs
     from taskhub.manager import get_registry
 
+    from taskhub.sweeps import expand_overrides
+
     registry = get_registry()
+    overrides = expand_overrides(list(overrides))
     for override in overrides:
         key, _, value = override.partition("=")
         if key.lstrip("+~") == "task" and value not in registry:
@@ -32,7 +35,8 @@ def compose(overrides: Sequence[str] = ()):
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             return hydra_compose("config", overrides=normalize_overrides(overrides, registry))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise TaskhubError(" ".join(str(exc).split())) from None
+        message = str(exc).strip() or str(exc.__cause__ or type(exc).__name__)
+        raise TaskhubError(" ".join(message.split())) from None
 
 
 def run(overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None) -> dict[str, Any]:

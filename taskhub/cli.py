@@ -11,24 +11,33 @@ from importlib.resources import files
 
 from taskhub.errors import TaskhubError
 
-_failures: list[str] = []
-
 
 def _task_function(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from taskhub.runner import execute
+    from taskhub.runner import execute, record_failure
 
     hydra_cfg = HydraConfig.get()
-    try:
-        execute(cfg, hydra_cfg.runtime.output_dir)
-    except TaskhubError as err:
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+    output_dir = hydra_cfg.runtime.output_dir
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        try:
+            execute(cfg, output_dir)
+        except TaskhubError as err:
             _fail(str(err))
-        # In a sweep, report the failed job and go on with the others.
-        _failures.append(f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {err}")
-        print(f"taskhub: error: {err}", file=sys.stderr)
+        return
+    job = {"job": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)}
+    try:
+        execute(cfg, output_dir, job=job)
+    except Exception as err:  # a failed job is recorded in the table and the sweep goes on
+        record_failure(cfg, output_dir, err, job)
+        print(f"taskhub: error: job {job['job']} ({' '.join(job['overrides'])}): {err}", file=sys.stderr)
+        if cfg.fail_fast:
+            from taskhub.sweeps import write_table
+
+            write_table(hydra_cfg.sweep.dir)
+            print("taskhub: fail_fast=true: stopping the sweep", file=sys.stderr)
+            sys.exit(1)
 
 
 def _fail(message: str) -> None:
@@ -49,8 +58,10 @@ def _check_task_names(argv: list[str], registry) -> None:
 def main() -> None:
     import hydra
 
+    from taskhub.callbacks import last_sweep
     from taskhub.config import normalize_overrides, register_configs
     from taskhub.manager import get_registry
+    from taskhub.sweeps import expand_overrides
 
     try:
         registry = get_registry()
@@ -58,11 +69,15 @@ def main() -> None:
         _fail(str(err))
     _check_task_names(sys.argv[1:], registry)
     register_configs(registry)
-    sys.argv[1:] = normalize_overrides(sys.argv[1:], registry)
+    try:
+        sys.argv[1:] = normalize_overrides(expand_overrides(sys.argv[1:]), registry)
+    except TaskhubError as err:
+        _fail(str(err))
     config_dir = str(files("taskhub_conf"))
     hydra.main(config_path=config_dir, config_name="config", version_base="1.3")(_task_function)()
-    if _failures:
-        print(f"taskhub: {len(_failures)} job(s) failed:", *_failures, sep="\n  ", file=sys.stderr)
+    failed = last_sweep["failed"]
+    if failed:
+        print(f"taskhub: {failed} of {len(last_sweep['rows'])} job(s) failed (see the error column)", file=sys.stderr)
         sys.exit(1)
 
 

@@ -18,6 +18,7 @@ class Mode(str, Enum):
     train = "train"
     evaluate = "evaluate"
     predict = "predict"
+    report = "report"  # print / re-render the results table of an existing sweep dir
 
 
 class Device(str, Enum):
@@ -101,6 +102,15 @@ class TrainConfig:
 
 
 @dataclass
+class ReportConfig:
+    # The sweep dir whose job results to tabulate (mode=report).
+    dir: Optional[str] = None
+    # Sort rows by this column (e.g. test_accuracy), best first.
+    sort: Optional[str] = None
+    ascending: bool = False
+
+
+@dataclass
 class RunConfig:
     """The root config: one run of one task in one mode."""
 
@@ -116,6 +126,12 @@ class RunConfig:
     # Also evaluate held-out splits before training (before_* metrics beside the
     # trained ones). None: the task's default.
     evaluate_before_training: Optional[bool] = None
+    # Sweeps: stop at the first failed job instead of recording it and going on.
+    fail_fast: bool = False
+    # Evaluation results by content key (config + checkpoint bytes + data bytes), reused
+    # when a sweep is re-run; null disables reuse.
+    results_cache: Optional[str] = None
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 def register_configs(registry) -> None:

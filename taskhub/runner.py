@@ -33,36 +33,157 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskhub")
 
 
-def execute(cfg: DictConfig, run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Run a composed config (as Hydra or :func:`taskhub.compose` builds it) in ``run_dir``."""
+def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run a composed config (as Hydra or :func:`taskhub.compose` builds it) in ``run_dir``.
+
+    ``job`` (number, overrides) is recorded in ``metrics.json`` for sweep tables.
+    """
     run: RunConfig = OmegaConf.to_object(cfg)
+    if run.mode.value == "report":
+        return _report_sweep(run)
     spec = get_registry().get(run.task.name)
     task = spec.task_cls(run.task, run.model, device=run.device.value)
+    task.seed = run.seed
+    _seed_everything(run.seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     mode = run.mode.value
-    if mode == "train":
-        metrics, outputs = _train(task, run, run_dir)
+    key = evaluation_key(cfg, task, run) if mode == "evaluate" else None
+    reused = _reusable_result(key, run_dir, run)
+    try:
+        return _execute(task, cfg, run, run_dir, job, key, reused, started)
+    finally:
+        release(task)
+
+
+def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, started) -> dict[str, Any]:
+    mode = run.mode.value
+    if reused is not None:
+        metrics, outputs, status = reused["metrics"], {}, "cached"
+        log.info("reusing the stored result of an identical evaluation (key %s)", key[:12])
+    elif mode == "train":
+        metrics, outputs, status = *_train(task, run, run_dir), "ok"
     elif mode == "evaluate":
-        metrics, outputs = _evaluate(task, run, run_dir)
+        metrics, outputs, status = *_evaluate(task, run, run_dir), "ok"
     else:
-        metrics, outputs = _predict(task, run, run_dir)
+        metrics, outputs, status = *_predict(task, run, run_dir), "ok"
     result = {
+        **(job or {}),
         "task": task.name,
         "mode": mode,
         "model": run.model.name_or_path or task.default_model or "from config",
+        "status": status,
         "metrics": {k: float(v) if isinstance(v, (int, float)) else v for k, v in metrics.items()},
         "wall_time_s": round(time.perf_counter() - started, 3),
         "run_dir": str(run_dir),
         "outputs": outputs,
     }
+    if key is not None:
+        result["key"] = key
+        if status == "ok" and run.results_cache:
+            from taskhub.sweeps import ResultCache
+
+            ResultCache(run.results_cache).put(key, result)
     with atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     outputs["metrics"] = str(run_dir / "metrics.json")
     _report(result)
     get_plugin_manager().hook.taskhub_run_end(task=task, cfg=cfg, result=result)
     return result
+
+
+def record_failure(cfg: DictConfig, run_dir: str | os.PathLike, error: BaseException, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a failed job's ``metrics.json`` (status, error) so the sweep table shows it."""
+    message = str(error) if isinstance(error, TaskhubError) else f"{type(error).__name__}: {error}"
+    result = {
+        **(job or {}),
+        "task": cfg.task.name,
+        "mode": getattr(cfg.mode, "value", cfg.mode),
+        "model": OmegaConf.select(cfg, "model.name_or_path") or "default",
+        "status": "failed",
+        "error": " ".join(message.split()),
+        "metrics": {},
+        "run_dir": str(run_dir),
+    }
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with atomic_path(Path(run_dir) / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def evaluation_key(cfg: DictConfig, task: Task, run: RunConfig) -> str | None:
+    """Content key of an evaluation: resolved config + checkpoint bytes + data bytes."""
+    from taskhub.data import split_path
+    from taskhub.modeling import model_source, resolve_path
+    from taskhub.sweeps import job_key
+
+    data_file = split_path(task, run.data, "test")
+    if data_file is None or not os.path.isfile(resolve_path(data_file)):
+        return None
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    for volatile in ("hydra", "results_cache", "fail_fast", "report"):
+        settings.pop(volatile, None)
+    settings["model"].pop("name_or_path", None)
+    settings["data"]["test"] = None
+    try:
+        model_dir = model_source(task).name_or_path
+    except TaskhubError:
+        return None
+    return job_key(json.dumps(settings, sort_keys=True, default=str), model_dir, [resolve_path(data_file)])
+
+
+def _reusable_result(key: str | None, run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    previous = run_dir / "metrics.json"
+    if previous.is_file():
+        try:
+            result = json.loads(previous.read_text())
+        except json.JSONDecodeError:
+            result = {}
+        if result.get("key") == key and result.get("status") in ("ok", "cached"):
+            return result
+    if run.results_cache:
+        from taskhub.sweeps import ResultCache
+
+        return ResultCache(run.results_cache).get(key)
+    return None
+
+
+def _seed_everything(seed: int) -> None:
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def release(task: Task) -> None:
+    """Drop the task's model and free accelerator memory (sweeps run many jobs in one process)."""
+    import gc
+
+    loaded = task._model is not None  # noqa: SLF001
+    task._model = None  # noqa: SLF001
+    gc.collect()
+    if loaded:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _report_sweep(run: RunConfig) -> dict[str, Any]:
+    from taskhub.sweeps import render_markdown, sort_rows, write_table
+
+    if not run.report.dir:
+        raise TaskhubError("mode=report needs report.dir=<a sweep dir, e.g. multirun/2026-11-22_10-00-00>")
+    if not os.path.isdir(run.report.dir):
+        raise TaskhubError(f"report.dir: no such folder: {run.report.dir}")
+    rows = write_table(run.report.dir)
+    rows = sort_rows(rows, run.report.sort, descending=not run.report.ascending)
+    if not rows:
+        raise TaskhubError(f"{run.report.dir}: no job results (metrics.json) found")
+    print(render_markdown(rows), end="", flush=True)
+    return {"mode": "report", "rows": rows, "outputs": {s: os.path.join(run.report.dir, f"results.{s}") for s in ("csv", "md", "json")}}
 
 
 # ---------------------------------------------------------------------- train

@@ -68,6 +68,8 @@ class Task(abc.ABC):
     demo_data: ClassVar[str | None] = None
     #: ``TrainingArguments`` defaults that suit the task; the user's ``train.*`` wins.
     training_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: The run's ``seed`` (the runner sets it), for randomness at predict time (e.g. sampling).
+    seed: int = 42
 
     def __init__(self, config: TaskConfig | None = None, model: ModelConfig | None = None, device: str = "auto"):
         self.config = config if config is not None else self.config_cls()

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TASKHUB_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only what a test registers itself
+os.environ["TASKHUB_RESULTS_CACHE"] = tempfile.mkdtemp(prefix="taskhub-results-")  # no reuse across sessions
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "plugins" / "data" / "digits"

@@ -49,7 +49,7 @@ def test_bad_overrides_are_errors(override, fragment):
 
 
 def test_unknown_task_is_an_error_listing_known_tasks():
-    with pytest.raises(TaskhubError, match="known tasks: image_classification, .*text_classification"):
+    with pytest.raises(TaskhubError, match="known tasks: .*image_classification, .*text_classification"):
         taskhub.compose(["task=translation_x"])
 
 

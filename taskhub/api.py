@@ -19,21 +19,24 @@ def compose(overrides: Sequence[str] = ()):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import normalize_overrides, register_configs
+    from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
     from taskhub.manager import get_registry
 
-    from taskhub.sweeps import expand_overrides
+    from taskhub.sweeps import expand_overrides, register_resolvers
 
     registry = get_registry()
+    searchpath = plugin_searchpath()
     overrides = expand_overrides(list(overrides))
     for override in overrides:
         key, _, value = override.partition("=")
-        if key.lstrip("+~") == "task" and value not in registry:
+        if key.lstrip("+~") == "task" and value not in registry and value not in task_presets(searchpath):
             raise TaskhubError(registry.unknown_task_message(value))
     register_configs(registry)
+    register_resolvers()
+    overrides = normalize_overrides(overrides, registry) + searchpath_overrides(searchpath)
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose("config", overrides=normalize_overrides(overrides, registry))
+            return hydra_compose("config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         message = str(exc).strip() or str(exc.__cause__ or type(exc).__name__)
         raise TaskhubError(" ".join(message.split())) from None

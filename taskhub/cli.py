@@ -45,32 +45,54 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _check_task_names(argv: list[str], registry) -> None:
+def _check_task_names(argv: list[str], registry, presets: set[str]) -> None:
     """Unknown task names get one line listing the known ones (before Hydra's longer message)."""
     for arg in argv:
         key, _, value = arg.partition("=")
         if key.lstrip("+~") == "task" and value:
             for name in value.split(","):
-                if name not in registry:
+                if name not in registry and name not in presets:
                     _fail(registry.unknown_task_message(name))
+
+
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+_OPTIONS_WITH_VALUES = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+
+
+def _with_overrides(argv: list[str], extra: list[str]) -> list[str]:
+    """Add overrides next to the user's own (argparse takes one run of positionals)."""
+    if not extra:
+        return argv
+    index, expects_value = len(argv), False
+    for i, arg in enumerate(argv):
+        if expects_value:
+            expects_value = False
+        elif arg in _OPTIONS_WITH_VALUES:
+            expects_value = arg not in ("--info", "-i") or (i + 1 < len(argv) and argv[i + 1] in _INFO_CHOICES)
+        elif not arg.startswith("-"):
+            index = i
+            break
+    return argv[:index] + extra + argv[index:]
 
 
 def main() -> None:
     import hydra
 
     from taskhub.callbacks import last_sweep
-    from taskhub.config import normalize_overrides, register_configs
+    from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
     from taskhub.manager import get_registry
-    from taskhub.sweeps import expand_overrides
+    from taskhub.sweeps import expand_overrides, register_resolvers
 
     try:
         registry = get_registry()
     except TaskhubError as err:
         _fail(str(err))
-    _check_task_names(sys.argv[1:], registry)
-    register_configs(registry)
     try:
-        sys.argv[1:] = normalize_overrides(expand_overrides(sys.argv[1:]), registry)
+        searchpath = plugin_searchpath()
+        _check_task_names(sys.argv[1:], registry, task_presets(searchpath))
+        register_configs(registry)
+        register_resolvers()
+        sys.argv[1:] = _with_overrides(normalize_overrides(expand_overrides(sys.argv[1:]), registry), searchpath_overrides(searchpath))
     except TaskhubError as err:
         _fail(str(err))
     config_dir = str(files("taskhub_conf"))

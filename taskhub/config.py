@@ -179,3 +179,37 @@ def normalize_overrides(overrides, registry) -> list[str]:
             override = "++" + override
         normalized.append(override)
     return normalized
+
+
+def plugin_searchpath() -> list[str]:
+    """Config folders plugins contribute through ``taskhub_config_searchpath``."""
+    from taskhub.manager import get_plugin_manager
+
+    return [p for paths in get_plugin_manager().hook.taskhub_config_searchpath() for p in (paths or [])]
+
+
+def searchpath_overrides(paths: list[str]) -> list[str]:
+    return [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
+
+
+def task_presets(paths: list[str]) -> set[str]:
+    """Names of YAML task presets (``task/<name>.yaml``) in taskhub's and plugins' config folders."""
+    import os
+    from importlib.resources import files
+
+    folders = [str(files("taskhub_conf"))]
+    for path in paths:
+        if path.startswith("pkg://"):
+            try:
+                folders.append(str(files(path[len("pkg://") :].replace("/", "."))))
+            except ModuleNotFoundError:
+                continue
+        else:
+            folders.append(path.removeprefix("file://"))
+    return {
+        name[: -len(".yaml")]
+        for folder in folders
+        if os.path.isdir(os.path.join(folder, "task"))
+        for name in os.listdir(os.path.join(folder, "task"))
+        if name.endswith(".yaml")
+    }

@@ -58,3 +58,32 @@ def taskhub_run_end(task: Task, cfg: DictConfig, result: dict[str, Any]) -> None
     :param result: what :func:`taskhub.run` returns: ``mode``, ``task``, ``model``,
         ``metrics`` (a flat dict of floats) and ``outputs`` (paths written).
     """
+
+
+@hookspec
+def taskhub_config_searchpath() -> list[str]:
+    """Contribute Hydra config folders, e.g. ``["pkg://taskhub_reviews.conf"]``.
+
+    Called when the CLI or :func:`taskhub.compose` builds a config. Each folder is
+    appended to Hydra's search path, so YAML presets a plugin ships become options:
+    ``<folder>/task/reviews_small.yaml`` holding ``defaults: [review_stars, _self_]``
+    plus values is selected with ``task=reviews_small``. Name presets differently from
+    tasks (a YAML file named like a task would shadow the task's schema).
+
+    :return: ``pkg://<package>[/<folder>]`` or ``file://<absolute path>`` strings.
+    """
+
+
+@hookspec
+def taskhub_metrics(task: Task, split: str, predictions: list[dict[str, Any]], references: Any) -> dict[str, float]:
+    """Contribute metrics to every evaluation (any task, any split).
+
+    Called after the task's own metrics, with the task's prediction records for the
+    split (as ``predict`` returns them) and the split's rows (a ``datasets.Dataset``
+    with canonical column names). Keys are prefixed with the split name by the core.
+    Predictions are only computed for this hook when a plugin implements it.
+
+    :param task: the task being evaluated (its model is loaded).
+    :param split: ``"validation"`` or ``"test"``.
+    :return: metric name -> value (an empty dict is fine).
+    """

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import fields
@@ -226,8 +227,54 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
     return metrics, {"model": str(model_dir)}
 
 
+#: Encoded splits kept in memory, so jobs of one sweep process reuse tokenized data.
+_encoded: OrderedDict[str, Any] = OrderedDict()
+ENCODED_SPLITS_KEPT = 4
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
+
+
 def encode(task: Task, split) -> Any:
-    """Preprocess a whole split for the Trainer, with errors naming file and row."""
+    """Preprocess a whole split for the Trainer, with errors naming file and row.
+
+    The result is reused within the process when the same split is encoded with the same
+    processor files, task options and model config (e.g. many checkpoints of one run).
+    """
+    key = _encoding_key(task, split)
+    if key in _encoded:
+        _encoded.move_to_end(key)
+        return _encoded[key]
+    encoded = _encode(task, split)
+    if key is not None:
+        _encoded[key] = encoded
+        while len(_encoded) > ENCODED_SPLITS_KEPT:
+            _encoded.popitem(last=False)
+    return encoded
+
+
+def _encoding_key(task: Task, split) -> str | None:
+    import hashlib
+
+    from taskhub.modeling import model_source, resolve_path
+    from taskhub.sweeps import file_digest, folder_digest
+
+    source = model_source(task)
+    if source.name_or_path is None or not os.path.isdir(source.name_or_path):
+        return None  # a processor trained in this run, or a hub id: nothing to key on
+    parts = [
+        type(task).__qualname__,
+        repr(task.config),
+        split.name,
+        file_digest(resolve_path(split.path)),
+        str(len(split.dataset)),
+        ",".join(split.dataset.column_names),
+        folder_digest(source.name_or_path, exclude_suffixes=WEIGHT_SUFFIXES),
+        json.dumps(source.processor, sort_keys=True, default=str),
+        task.model.config.to_json_string(use_diff=False),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _encode(task: Task, split) -> Any:
     dataset = split.dataset
 
     def encode_batch(batch, indices):
@@ -260,6 +307,12 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
         metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
         metrics.pop("epoch", None)
     metrics.update(task.derived_metrics(metrics, prefix))
+    hook = get_plugin_manager().hook.taskhub_metrics
+    if hook.get_hookimpls():
+        if not task.evaluate_by_prediction:
+            predictions = list(task.predict_iter(split.dataset, batch_size=run.batch_size, source=split.path))
+        for extra in hook(task=task, split=prefix, predictions=predictions, references=split.dataset):
+            metrics.update({f"{prefix}_{k}": v for k, v in (extra or {}).items()})
     return metrics
 
 

@@ -105,6 +105,16 @@ def expand_values(value: str) -> str:
     return value
 
 
+def register_resolvers() -> None:
+    """``${glob:<pattern>}`` and ``${lines:<file>}`` for sweep configs (``hydra.sweeper.params``)."""
+    from omegaconf import OmegaConf
+
+    for name in ("glob", "lines"):
+        if not OmegaConf.has_resolver(name):
+            prefix = "glob:" if name == "glob" else "file:"
+            OmegaConf.register_new_resolver(name, lambda value, prefix=prefix: expand_values(prefix + str(value)))
+
+
 def expand_overrides(overrides: list[str]) -> list[str]:
     expanded = []
     for override in overrides:

@@ -135,3 +135,20 @@ def test_job_key_follows_content_not_names(tmp_path):
     assert job_key("cfg", str(model), [str(data)]) != key
     assert job_key("other cfg", str(model), [str(data)]) != job_key("cfg", str(model), [str(data)])
     assert job_key("cfg", "some/hub-id", [str(data)]) is None  # nothing to hash offline: never reused
+
+
+def test_sweep_config_lists_checkpoints_with_a_glob(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+
+    import taskhub
+
+    for run in ("2026-01-01_10-00-00", "2026-01-02_10-00-00"):
+        (tmp_path / "outputs" / "text_classification" / run / "model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    taskhub.compose()  # registers the task configs and the ${glob:} / ${lines:} resolvers
+    with initialize_config_module("taskhub_conf", version_base="1.3"):
+        cfg = compose("config", overrides=["+sweep=checkpoints"], return_hydra_config=True)
+    assert cfg.mode.value == "evaluate"
+    assert cfg.hydra.sweeper.params["model.name_or_path"] == ",".join(
+        f"outputs/text_classification/{run}/model" for run in ("2026-01-01_10-00-00", "2026-01-02_10-00-00")
+    )

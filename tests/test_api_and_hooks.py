@@ -76,3 +76,30 @@ def test_missing_local_model_is_a_clear_error(tmp_path):
     task = taskhub.load_task("text_classification", model=str(tmp_path / "no_such_model"))
     with pytest.raises(taskhub.TaskhubError, match="not found: .*no_such_model"):
         task.predict([{"text": "x"}])
+
+
+class CountingMetrics:
+    @hookimpl
+    def taskhub_metrics(self, task, split, predictions, references):
+        labels = list(references["label"])
+        return {"agreement": sum(p["label"] == l for p, l in zip(predictions, labels)) / len(labels), "rows_seen": len(predictions)}
+
+
+def test_a_plugin_contributes_metrics_to_any_evaluation(tmp_path):
+    from conftest import write_jsonl
+
+    from taskhub.testing import save_tiny_text_model
+
+    save_tiny_text_model(tmp_path / "tiny", id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
+    data = write_jsonl(tmp_path / "test.jsonl", [{"text": "soup", "label": "food"}, {"text": "a car", "label": "not_food"}, {"text": "rice", "label": "food"}])
+    pm = get_plugin_manager()
+    pm.register(CountingMetrics(), name="counting_metrics")
+    try:
+        result = taskhub.run(
+            ["mode=evaluate", f"model.name_or_path={tmp_path / 'tiny'}", f"data.test={data}", "results_cache=null"], run_dir=tmp_path / "run"
+        )
+    finally:
+        pm.unregister(name="counting_metrics")
+    metrics = result["metrics"]
+    assert metrics["test_rows_seen"] == 3
+    assert metrics["test_agreement"] == pytest.approx(metrics["test_accuracy"])  # same predictions, two routes

@@ -180,3 +180,14 @@ def test_unknown_task_on_the_command_line_is_one_line():
     assert proc.returncode == 2
     known = ", ".join(get_registry().names())
     assert proc.stderr.strip().splitlines() == [f"taskhub: error: unknown task 'nerr'; known tasks: {known}"]
+
+
+def test_allow_list_loads_only_the_named_entry_points(tmp_path):
+    _make_distribution(tmp_path, "taskhub-reviews", "taskhub_reviews", EXTERNAL_PLUGIN)
+    _make_distribution(tmp_path, "taskhub-broken", "taskhub_broken", "import not_a_module_anywhere\n")
+    env = {"PYTHONPATH": str(tmp_path), "TASKHUB_DISABLE_PLUGIN_AUTOLOAD": "", "TASKHUB_PLUGINS": "taskhub_reviews"}
+    import os
+
+    proc = subprocess.run([TASKHUB, "--help"], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert proc.returncode == 0 and "review_stars" in proc.stdout
+    assert "taskhub-broken" not in proc.stderr  # not on the allow-list: never imported

@@ -44,11 +44,13 @@ def split_path(task: Task, data: DataConfig, split: str) -> str | None:
     if task.demo_data is None or any(getattr(data, s) for s in SPLITS):
         return None
     folder = resolve_path(task.demo_data)
-    demo_split = "test" if split == "predict" else split
-    for ext in FORMATS:
-        candidate = os.path.join(folder, demo_split + ext)
-        if os.path.exists(candidate):
-            return candidate
+    # Predict takes the demo's own inputs when it ships some (e.g. texts with a mask
+    # token), else its test split.
+    for demo_split in ("predict", "test") if split == "predict" else (split,):
+        for ext in FORMATS:
+            candidate = os.path.join(folder, demo_split + ext)
+            if os.path.exists(candidate):
+                return candidate
     return None
 
 

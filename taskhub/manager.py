@@ -27,6 +27,7 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.text_classification",
     "taskhub_plugins.image_classification",
     "taskhub_plugins.qa",
+    "taskhub_plugins.fill_mask",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

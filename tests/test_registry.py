@@ -176,10 +176,10 @@ def test_entry_point_duplicating_a_builtin_task_is_an_error(tmp_path):
 
 
 def test_unknown_task_on_the_command_line_is_one_line():
-    proc = run_cli("task=nerr", check=False)
+    proc = run_cli("task=zzzz", check=False)
     assert proc.returncode == 2
     known = ", ".join(get_registry().names())
-    assert proc.stderr.strip().splitlines() == [f"taskhub: error: unknown task 'nerr'; known tasks: {known}"]
+    assert proc.stderr.strip().splitlines() == [f"taskhub: error: unknown task 'zzzz'; known tasks: {known}"]
 
 
 def test_allow_list_loads_only_the_named_entry_points(tmp_path):

@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.image_classification",
     "taskhub_plugins.qa",
     "taskhub_plugins.fill_mask",
+    "taskhub_plugins.ner",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

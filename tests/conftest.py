@@ -11,6 +11,10 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TASKHUB_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only what a test registers itself
+# One intra-op thread per test process: the suite runs on 2 xdist workers (plus the CLI
+# subprocesses they start), and two OpenMP threads per process on a 2-core machine spin
+# against each other (a tiny model's training step measured 70x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["TASKHUB_RESULTS_CACHE"] = tempfile.mkdtemp(prefix="taskhub-results-")  # no reuse across sessions
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@ from typing import Optional
 
 from taskhub import TaskSpec, hookimpl
 from taskhub.classification import ClassificationConfig, ClassificationTask
+from taskhub.text import check_texts
 
 
 @dataclass
@@ -33,7 +34,7 @@ class TextClassification(ClassificationTask):
     def preprocess(self, batch):
         pairs = batch.get("text_pair")
         return self.processor(
-            batch["text"],
+            check_texts(batch["text"]),
             pairs if pairs is not None and any(p is not None for p in pairs) else None,
             truncation=True,
             max_length=self.config.max_length,

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl
-from taskhub.generation import GenerationTask, GenerationTaskConfig, check_texts
+from taskhub.generation import GenerationTask, GenerationTaskConfig
+from taskhub.text import check_texts
 
 
 @dataclass

@@ -38,8 +38,39 @@ def compose(overrides: Sequence[str] = ()):
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             return hydra_compose("config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
-        message = str(exc).strip() or str(exc.__cause__ or type(exc).__name__)
-        raise TaskhubError(" ".join(message.split())) from None
+        raise TaskhubError(config_error_message(exc, overrides, registry)) from None
+
+
+def config_error_message(exc: BaseException, overrides: Sequence[str], registry) -> str:
+    """One line for a bad override: the key and what is wrong, with the closest valid key
+    or the allowed values (Hydra's own message spans several lines and names neither)."""
+    import difflib
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    from taskhub.config import RunConfig
+
+    cause = exc
+    while not isinstance(cause, OmegaConfBaseException) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    full_key = getattr(cause, "full_key", None)
+    detail = (getattr(cause, "msg", None) or str(cause) or type(cause).__name__).strip().splitlines()[0]
+    if not full_key:
+        return " ".join((str(exc).strip() or detail).split())
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
+        task_name = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "task"), "text_classification")
+        spec = registry.get(task_name) if task_name in registry else None
+        schema = OmegaConf.structured(RunConfig(task=spec.config_cls() if spec else None))
+        parent, _, leaf = full_key.rpartition(".")
+        node = OmegaConf.select(schema, parent) if parent else schema
+        valid = sorted(str(k) for k in node.keys()) if node is not None and hasattr(node, "keys") else []
+        close = difflib.get_close_matches(leaf, valid, n=1)
+        hint = f" (did you mean '{'.'.join(filter(None, (parent, close[0])))}'?)" if close else ""
+        options = f"; valid keys under {parent or 'the root'}: {', '.join(valid)}" if valid else ""
+        return f"{full_key}: no such option{hint}{options}"
+    value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == full_key), None)
+    return f"{full_key}={value}: {detail}" if value is not None else f"{full_key}: {detail}"
 
 
 def run(overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -55,15 +86,16 @@ def run(overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None)
     return execute(cfg, run_dir)
 
 
-def load_task(name: str, model: str | None = None, device: str = "auto", **options: Any):
+def load_task(name: str, model: str | None = None, device: str = "auto", dtype: str = "fp32", quantize: str = "none", **options: Any):
     """A ready-to-predict task object: ``load_task("text_classification", model=dir).predict(records)``.
 
-    ``options`` are the task's config fields (e.g. ``top_k=3``), type-checked.
+    ``options`` are the task's config fields (e.g. ``top_k=3``), type-checked;
+    ``dtype`` / ``quantize`` are the inference speed modes of ``model.dtype`` / ``model.quantize``.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import ModelConfig
+    from taskhub.config import ModelConfig, Precision, Quantization
     from taskhub.manager import get_registry
 
     spec = get_registry().get(name)
@@ -71,4 +103,8 @@ def load_task(name: str, model: str | None = None, device: str = "auto", **optio
         config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(spec.config_cls), options))
     except OmegaConfBaseException as exc:
         raise TaskhubError(f"task {name}: {' '.join(str(exc).split())}") from None
-    return spec.task_cls(config, ModelConfig(name_or_path=model), device=device)
+    try:
+        model_config = ModelConfig(name_or_path=model, dtype=Precision(dtype), quantize=Quantization(quantize))
+    except ValueError as exc:
+        raise TaskhubError(f"load_task: {exc}") from None
+    return spec.task_cls(config, model_config, device=device)

@@ -6,10 +6,15 @@ composition only touch task classes and config dataclasses.
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from importlib.resources import files
 
 from taskhub.errors import TaskhubError
+
+#: TASKHUB_DEBUG=1: show tracebacks behind error messages.
+DEBUG = os.environ.get("TASKHUB_DEBUG", "") not in ("", "0")
 
 
 def _task_function(cfg) -> None:
@@ -24,7 +29,14 @@ def _task_function(cfg) -> None:
         try:
             execute(cfg, output_dir)
         except TaskhubError as err:
+            if DEBUG:
+                traceback.print_exc()
             _fail(str(err))
+        except Exception as err:  # a bug or an environment problem: one line, the traceback on request
+            if DEBUG:
+                raise
+            print(f"taskhub: error: {type(err).__name__}: {err} (run with TASKHUB_DEBUG=1 for the traceback)", file=sys.stderr)
+            sys.exit(1)
         return
     job = {"job": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)}
     try:
@@ -53,6 +65,17 @@ def _check_task_names(argv: list[str], registry, presets: set[str]) -> None:
             for name in value.split(","):
                 if name not in registry and name not in presets:
                     _fail(registry.unknown_task_message(name))
+
+
+def _check_overrides(argv: list[str]) -> None:
+    """A plain run's overrides are composed once up front, so a bad key or value is one
+    line with a suggestion (Hydra's own report spans several lines and a stack-trace hint).
+    Runs with flags (-m, --cfg, ...) are left to Hydra."""
+    if any(arg.startswith("-") for arg in argv):
+        return
+    from taskhub.api import compose
+
+    compose([arg for arg in argv if not arg.lstrip("+~").startswith("hydra.")])
 
 
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
@@ -90,6 +113,7 @@ def main() -> None:
     try:
         searchpath = plugin_searchpath()
         _check_task_names(sys.argv[1:], registry, task_presets(searchpath))
+        _check_overrides(sys.argv[1:])
         register_configs(registry)
         register_resolvers()
         sys.argv[1:] = _with_overrides(normalize_overrides(expand_overrides(sys.argv[1:]), registry), searchpath_overrides(searchpath))

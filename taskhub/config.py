@@ -28,6 +28,21 @@ class Device(str, Enum):
     mps = "mps"
 
 
+# "raise" is a keyword, hence the functional form.
+OnError = Enum("OnError", [("raise", "raise"), ("skip", "skip")], type=str)
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Quantization(str, Enum):
+    none = "none"
+    int8 = "int8"
+
+
 @dataclass
 class TaskConfig:
     """Base of every task's options; a plugin subclasses it and adds its own fields.
@@ -54,6 +69,11 @@ class ModelConfig:
     revision: Optional[str] = None
     # Running code shipped with a checkpoint is opt-in.
     trust_remote_code: bool = False
+    # Inference speed modes (predict, evaluate; training has train.bf16/fp16): compute
+    # in bf16/fp16 under autocast, and/or dynamically quantize Linear layers to int8
+    # (CPU). Both trade a little accuracy for speed: compare labels before adopting.
+    dtype: Precision = Precision.fp32
+    quantize: Quantization = Quantization.none
 
 
 @dataclass
@@ -94,11 +114,31 @@ class TrainConfig:
     bf16: Optional[bool] = None
     dataloader_num_workers: Optional[int] = None
     args: dict[str, Any] = field(default_factory=dict)
+    # Continue an interrupted training in the same run dir: "auto" takes the newest
+    # checkpoint under <run dir>/checkpoints (none: start fresh), or name a checkpoint folder.
+    # Checkpoints are saved every epoch by default (train.save_strategy / save_steps).
+    resume: Optional[str] = None
 
     def set_values(self) -> dict[str, Any]:
         """The TrainingArguments the user set explicitly (None fields left out)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "args"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("args", "resume", "group_by_length")}
+        if self.group_by_length is not None:  # transformers 5 spells it as a sampling strategy
+            values["train_sampling_strategy"] = "group_by_length" if self.group_by_length else "random"
         return {**{k: v for k, v in values.items() if v is not None}, **self.args}
+
+
+@dataclass
+class PredictConfig:
+    # Batch rows of similar length together (results keep the input order): far less
+    # padding on mixed-length inputs. false: batches in input order.
+    sort_by_length: bool = True
+    # Cap on padded positions per batch (longest input x inputs), on top of batch_size:
+    # keeps batches of long inputs within memory. null: no cap.
+    max_tokens: Optional[int] = None
+    # Continue an interrupted prediction into the same run dir (hydra.run.dir=<it>):
+    # rows already written are kept, the rest predicted; the result equals an
+    # uninterrupted run. false: start over.
+    resume: bool = False
 
 
 @dataclass
@@ -121,8 +161,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 42
     device: Device = Device.auto
-    # Rows per forward pass at predict time.
+    # Inputs per forward pass at predict time (windows of long texts count one each).
     batch_size: int = 32
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    # A bad input row at predict/evaluate time: stop with its file and row (raise), or
+    # record it in errors.jsonl (row, input, reason) and go on (skip).
+    on_error: OnError = OnError["raise"]
     # Also evaluate held-out splits before training (before_* metrics beside the
     # trained ones). None: the task's default.
     evaluate_before_training: Optional[bool] = None

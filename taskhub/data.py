@@ -79,16 +79,52 @@ def load_file(path: str) -> datasets.Dataset:
         raise TaskhubError(f"data file not found: {path}")
     if os.path.getsize(path) == 0:
         raise TaskhubError(f"{path}: the file is empty")
+    if ext != ".parquet":
+        check_utf8(path)
     datasets.disable_progress_bars()
     try:
         dataset = datasets.load_dataset(FORMATS[ext], data_files=os.path.abspath(path), split="train")
     except Exception as exc:
+        located = first_bad_line(path) if ext == ".jsonl" else None
+        if located:
+            raise TaskhubError(f"{path}, {located}") from None
         cause = exc.__cause__ or exc
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise TaskhubError(f"{path}: cannot read as {FORMATS[ext].upper()}: {detail}") from None
     if len(dataset) == 0:
         raise TaskhubError(f"{path}: no rows")
     return dataset
+
+
+def check_utf8(path: str) -> None:
+    """Text data files must be UTF-8; the readers would fail later, row by row, or not at all."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TaskhubError(
+                    f"{path}, line {number}: not UTF-8 text (byte {line[exc.start]:#04x} at column {exc.start + 1}); save the file as UTF-8"
+                ) from None
+
+
+def first_bad_line(path: str) -> str | None:
+    """Where a JSON Lines file goes wrong ("line N: ..."), for the error message; the
+    reader's own message names neither line nor cause."""
+    import json
+
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.decode("utf-8")  # checked by check_utf8 before
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                return f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+            if not isinstance(value, dict):
+                return f"line {number}: expected a JSON object per line, got {type(value).__name__}"
+    return None
 
 
 def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], path: str) -> datasets.Dataset:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class TaskhubError(Exception):
     """A problem with the user's input, config or environment, explained in one line."""
@@ -18,3 +20,24 @@ class RowError(ValueError):
         super().__init__(message)
         self.index = index
         self.message = message
+
+
+class BadRowError(TaskhubError):
+    """A :class:`RowError` placed in its file: ``source`` and the 1-based ``row_number``.
+
+    With ``on_error=skip`` the run records it (``errors.jsonl``) and goes on.
+    """
+
+    def __init__(self, source: str, row_number: int, reason: str):
+        super().__init__(f"{source}, row {row_number}: {reason}")
+        self.source = source
+        self.row_number = row_number
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """What prediction yields, with ``on_error=skip``, in place of a bad row's record."""
+
+    row: int  # 0-based position in the input
+    reason: str

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Optional
 from taskhub.config import TaskConfig
 from taskhub.errors import RowError, TaskhubError
 from taskhub.task import Task
+from taskhub.text import check_texts
 
 log = logging.getLogger("taskhub")
 
@@ -63,18 +64,6 @@ def check_generate_options(options: Mapping[str, Any]) -> dict[str, Any]:
                 f"task.generate.{key}: not a transformers.GenerationConfig field{hint}; valid fields: {', '.join(valid)}"
             )
     return dict(options)
-
-
-def check_texts(values: list, column: str = "text") -> list[str]:
-    """The batch's texts; a missing, non-string or blank one is an error for its row."""
-    for i, value in enumerate(values):
-        if value is None:
-            raise RowError(i, f"missing '{column}'")
-        if not isinstance(value, str):
-            raise RowError(i, f"'{column}' must be a string, not {type(value).__name__}")
-        if not value.strip():
-            raise RowError(i, f"empty '{column}'")
-    return values
 
 
 class PaddingCollator:
@@ -201,10 +190,10 @@ class GenerationTask(Task):
         return PaddingCollator(self.pad_token_id, side)
 
     # ------------------------------------------------------------- inference
-    def predict_iter(self, records, batch_size: int = 32, source: str = "input"):
+    def predict_iter(self, records, batch_size: int = 32, source: str = "input", **engine):
         self._batches = 0
         self._source = source
-        return super().predict_iter(records, batch_size=batch_size, source=source)
+        return super().predict_iter(records, batch_size=batch_size, source=source, **engine)
 
     def _forward(self, inputs):
         import torch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from taskhub.errors import TaskhubError
 
 if TYPE_CHECKING:
+    from taskhub.config import ModelConfig
     from taskhub.task import Task
 
 PKG_SCHEME = "pkg://"
@@ -109,7 +111,7 @@ def _loading(what: str, name: str):
                 f"{what} '{name}' needs code shipped with the checkpoint; if you trust it, set model.trust_remote_code=true"
             ) from None
         if name.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(name)):
-            raise TaskhubError(f"{what} not found: '{name}' is not a folder") from None
+            raise TaskhubError(f"model not found: '{name}' is not a folder") from None
         first_line = text.splitlines()[0] if text else type(exc).__name__
         raise TaskhubError(f"cannot load {what} '{name}': {first_line}") from None
 
@@ -162,3 +164,33 @@ def load_model(task: Task, **config_values: Any):
         base = AutoConfig.from_pretrained(name, **_hub_kwargs(task))
         resized = "num_labels" in config_values and len(getattr(base, "id2label", {}) or {}) != config.num_labels
         return auto_cls.from_pretrained(name, config=config, ignore_mismatched_sizes=resized, **_hub_kwargs(task))
+
+
+def for_inference(model, model_config: ModelConfig):
+    """The loaded model with the ``model.quantize`` speed mode applied (``model.dtype``
+    applies per forward pass, as autocast, in :meth:`Task.forward`)."""
+    if model_config.quantize.value == "none":
+        return model
+    import torch
+
+    if model.device.type != "cpu":
+        raise TaskhubError(f"model.quantize={model_config.quantize.value} runs on the CPU only; set device=cpu")
+    # Linear layers only: their int8 kernels are what pays on CPU; activations are
+    # quantized on the fly per batch (dynamic quantization), no calibration data needed.
+    with warnings.catch_warnings():  # torch announces a successor API; this one is current in 2.x
+        warnings.filterwarnings("ignore", message=".*quantize.*deprecated", category=UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def check_head(task: Task, model) -> None:
+    """Refuse to run a checkpoint trained with another task's head: transformers would
+    quietly put a random head of the right kind on it and predict noise."""
+    trained_as = (getattr(model.config, "architectures", None) or [None])[0]
+    loaded_as = type(model).__name__
+    if trained_as and "For" in trained_as and "For" in loaded_as and trained_as != loaded_as:
+        name = model_source(task).name_or_path
+        raise TaskhubError(
+            f"model '{name}' is a {trained_as} checkpoint, not a {task.name} model ({loaded_as}); "
+            f"train one with task={task.name} mode=train model.name_or_path={name}"
+        )
+

@@ -8,6 +8,7 @@ half-written file that looks complete.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from taskhub.config import RunConfig
 from taskhub.data import read_split
-from taskhub.errors import TaskhubError
+from taskhub.errors import BadRowError, RowFailure, TaskhubError
 from taskhub.manager import get_plugin_manager, get_registry
 from taskhub.task import model_inputs
 
@@ -47,7 +48,13 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     task.seed = run.seed
     _seed_everything(run.seed)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".taskhub-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise TaskhubError(f"cannot write to the run dir {run_dir}: {exc.strerror or exc}") from None
     started = time.perf_counter()
     mode = run.mode.value
     key = evaluation_key(cfg, task, run) if mode == "evaluate" else None
@@ -213,8 +220,10 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
     if before if before is not None else task.evaluate_before_training:
         for split in held_out:
             metrics.update({f"before_{k}": v for k, v in evaluate_split(task, trainer, split, run).items()})
-    log.info("training %s on %d rows (%s)", task.name, len(train_set), train.path)
-    metrics.update({f"train_{k.removeprefix('train_')}": v for k, v in trainer.train().metrics.items()})
+    checkpoint = resume_checkpoint(run, args.output_dir)
+    log.info("training %s on %d rows (%s)%s", task.name, len(train_set), train.path, f", resuming from {checkpoint}" if checkpoint else "")
+    trained = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics.update({f"train_{k.removeprefix('train_')}": v for k, v in trained.metrics.items()})
     for split in held_out:
         metrics.update(evaluate_split(task, trainer, split, run))
     model_dir = run_dir / "model"
@@ -224,7 +233,25 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
         # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
         (tmp / "training_args.bin").unlink(missing_ok=True)
         (tmp / "training_args.json").write_text(args.to_json_string())
+    if run.train.save_strategy is None and "save_strategy" not in run.train.args:
+        shutil.rmtree(args.output_dir, ignore_errors=True)  # only there for resuming
     return metrics, {"model": str(model_dir)}
+
+
+def resume_checkpoint(run: RunConfig, checkpoints: str) -> str | None:
+    """The checkpoint ``train.resume`` names: the newest one for "auto" (None when there is none)."""
+    resume = run.train.resume
+    if not resume:
+        return None
+    if resume == "auto":
+        # The Trainer writes trainer_state.json last: a checkpoint without it was cut
+        # short by the kill and is passed over.
+        complete = [p for p in Path(checkpoints).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+        steps = {p: int(p.name.rsplit("-", 1)[1]) for p in complete if p.name.rsplit("-", 1)[1].isdigit()}
+        return str(max(steps, key=steps.get)) if steps else None
+    if not os.path.isdir(resume):
+        raise TaskhubError(f"train.resume={resume}: not a checkpoint folder (or use train.resume=auto)")
+    return resume
 
 
 #: Encoded splits kept in memory, so jobs of one sweep process reuse tokenized data.
@@ -297,7 +324,7 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
     prefix = split.name
     if task.evaluate_by_prediction:
         started = time.perf_counter()
-        predictions = list(task.predict_iter(split.dataset, batch_size=run.batch_size, source=split.path))
+        predictions = list(task.predict_iter(split.dataset, source=split.path, **engine_options(run)))
         elapsed = time.perf_counter() - started
         scores = task.score_predictions(predictions, split.dataset)
         metrics = {f"{prefix}_{k}": v for k, v in scores.items()}
@@ -310,7 +337,7 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
     hook = get_plugin_manager().hook.taskhub_metrics
     if hook.get_hookimpls():
         if not task.evaluate_by_prediction:
-            predictions = list(task.predict_iter(split.dataset, batch_size=run.batch_size, source=split.path))
+            predictions = list(task.predict_iter(split.dataset, source=split.path, **engine_options(run)))
         for extra in hook(task=task, split=prefix, predictions=predictions, references=split.dataset):
             metrics.update({f"{prefix}_{k}": v for k, v in (extra or {}).items()})
     return metrics
@@ -326,7 +353,10 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
         "report_to": "none",
         "seed": run.seed,
         "eval_strategy": "epoch" if has_validation else "no",
-        "save_strategy": "no",
+        # A checkpoint per epoch (the newest kept) for train.resume; removed after a
+        # successful run unless the user set the save strategy.
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
         "logging_strategy": "epoch",
         "use_cpu": resolve_device(run.device.value) == "cpu",
         **task.training_defaults,
@@ -361,25 +391,167 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
 # ------------------------------------------------------------------- evaluate
 def _evaluate(task: Task, run: RunConfig, run_dir: Path):
     test = read_split(task, run.data, "test", with_targets=True)
+    errors: list[dict[str, Any]] = []
+    if run.on_error.value == "skip":
+        test = without_bad_rows(task, test, errors)
+    elif task.evaluate_by_prediction:  # references are never preprocessed there: check them first
+        without_bad_rows(task, test, None)
     trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False), None, None)
     log.info("evaluating %s on %d rows (%s)", task.name, len(test.dataset), test.path)
-    return evaluate_split(task, trainer, test, run), {}
+    metrics = evaluate_split(task, trainer, test, run)
+    outputs = {}
+    if run.on_error.value == "skip":
+        metrics["test_errors"] = len(errors)
+    if errors:
+        with atomic_path(run_dir / "errors.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in errors))
+        outputs["errors"] = str(run_dir / "errors.jsonl")
+        log.warning("%d rows of %s skipped: see %s", len(errors), test.path, outputs["errors"])
+    return metrics, outputs
+
+
+def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chunk: int = 256):
+    """``on_error=skip`` for evaluation: the split minus the rows whose inputs or targets
+    do not preprocess; each of those is appended to ``errors`` (row, input, reason).
+    With ``errors=None`` the first bad row raises."""
+    bad: list[int] = []
+    for start in range(0, len(split.dataset), chunk):
+        columns = split.dataset[start : start + chunk]
+        live = list(range(len(next(iter(columns.values())))))
+        while live:
+            batch = {k: [values[i] for i in live] for k, values in columns.items()}
+            try:
+                task.run_preprocess(batch, split.path, [start + i + 1 for i in live], with_targets=True)
+                break
+            except BadRowError as err:
+                if errors is None:
+                    raise
+                index = err.row_number - 1
+                bad.append(index)
+                errors.append({"row": err.row_number, "input": split.raw[index], "reason": err.reason})
+                live.remove(index - start)
+    if not bad:
+        return split
+    errors.sort(key=lambda e: e["row"])
+    keep = sorted(set(range(len(split.dataset))) - set(bad))
+    if not keep:
+        raise TaskhubError(f"{split.path}: every row is bad (first: row {errors[0]['row']}: {errors[0]['reason']})")
+    return dataclasses.replace(split, raw=split.raw.select(keep), dataset=split.dataset.select(keep))
 
 
 # -------------------------------------------------------------------- predict
+PARTIAL = ".predictions.partial.jsonl"
+
+
 def _predict(task: Task, run: RunConfig, run_dir: Path):
+    """Predict a file into ``predictions.jsonl`` (+ ``errors.jsonl`` with ``on_error=skip``).
+
+    Results go to a partial file as they come, one line per input row (a prediction or
+    an error), flushed after every chunk; the final files are split from it and renamed
+    into place at the end. ``predict.resume`` continues a killed run from that file.
+    """
     split = read_split(task, run.data, "predict", with_targets=False)
-    path = run_dir / "predictions.jsonl"
+    partial = run_dir / PARTIAL
+    fingerprint = _predict_fingerprint(task, run, split)
+    done = _resumable_rows(partial, fingerprint, len(split.raw)) if run.predict.resume else 0
+    if done:
+        log.info("resuming: %d of %d rows already predicted (%s)", done, len(split.raw), partial)
+    else:
+        partial.write_text(json.dumps({"taskhub_partial": fingerprint}) + "\n")
     started = time.perf_counter()
-    rows = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        predictions = task.predict_iter(split.dataset, batch_size=run.batch_size, source=split.path)
-        for raw, prediction in zip(split.raw, predictions, strict=True):
-            out.write(json.dumps(merge_prediction(raw, prediction), ensure_ascii=False, default=str) + "\n")
-            rows += 1
+    options = {**engine_options(run), "on_error": run.on_error.value, "first_row": done}
+    inputs = split.dataset.select(range(done, len(split.dataset))) if done else split.dataset
+    raw_rows = split.raw.select(range(done, len(split.raw))) if done else split.raw
+    with open(partial, "a", encoding="utf-8") as out:
+        predictions = task.predict_iter(inputs, source=split.path, **options)
+        for count, (raw, prediction) in enumerate(zip(raw_rows, predictions, strict=True), start=1):
+            if isinstance(prediction, RowFailure):
+                line = {"error": {"row": prediction.row + 1, "input": raw, "reason": prediction.reason}}
+            else:
+                line = {"prediction": merge_prediction(raw, prediction)}
+            out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            if count % 64 == 0:
+                out.flush()
     elapsed = time.perf_counter() - started
-    metrics = {"predict_rows": rows, "predict_runtime": elapsed, "predict_rows_per_second": rows / elapsed}
-    return metrics, {"predictions": str(path)}
+    rows, errors = _finish_predictions(partial, run_dir)
+    if rows + errors != len(split.raw):
+        raise RuntimeError(f"{rows} predictions and {errors} errors for {len(split.raw)} input rows")
+    predicted = len(split.raw) - done
+    metrics = {
+        "predict_rows": rows,
+        "predict_errors": errors,
+        "predict_runtime": elapsed,
+        "predict_rows_per_second": predicted / elapsed if elapsed else 0.0,
+    }
+    outputs = {"predictions": str(run_dir / "predictions.jsonl")}
+    if errors:
+        outputs["errors"] = str(run_dir / "errors.jsonl")
+        log.warning("%d of %d rows skipped: see %s", errors, len(split.raw), outputs["errors"])
+    return metrics, outputs
+
+
+def _predict_fingerprint(task: Task, run: RunConfig, split) -> dict[str, Any]:
+    """What a resumed prediction must share with the run it continues."""
+    return {
+        "task": OmegaConf.to_container(OmegaConf.structured(run.task)),
+        "model": run.model.name_or_path or task.default_model,
+        "data": os.path.abspath(split.path),
+        "columns": dict(run.data.columns),
+        "rows": len(split.raw),
+    }
+
+
+def _resumable_rows(partial: Path, fingerprint: dict[str, Any], total: int) -> int:
+    """Rows the partial file of an interrupted run holds (0 if there is none); a torn
+    last line is cut off. A partial file of another input or model is an error."""
+    if not partial.exists():
+        return 0
+    with open(partial, "rb+") as f:
+        data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            f.truncate(len(complete))
+    lines = complete.splitlines()
+    header = json.loads(lines[0]).get("taskhub_partial") if lines else None
+    if header != fingerprint:
+        raise TaskhubError(
+            f"{partial}: cannot resume: it was written for another input, model or task options; "
+            "set predict.resume=false to start over"
+        )
+    return min(len(lines) - 1, total)
+
+
+def _finish_predictions(partial: Path, run_dir: Path) -> tuple[int, int]:
+    """Split the partial file into ``predictions.jsonl`` and ``errors.jsonl``, atomically."""
+    rows = errors = 0
+    with (
+        atomic_path(run_dir / "predictions.jsonl") as predictions_tmp,
+        atomic_path(run_dir / "errors.jsonl") as errors_tmp,
+        open(partial, encoding="utf-8") as lines,
+        open(predictions_tmp, "w", encoding="utf-8") as predictions,
+        open(errors_tmp, "w", encoding="utf-8") as failures,
+    ):
+        next(lines)  # the header
+        for line in lines:
+            entry = json.loads(line)
+            if "prediction" in entry:
+                predictions.write(json.dumps(entry["prediction"], ensure_ascii=False) + "\n")
+                rows += 1
+            else:
+                failures.write(json.dumps(entry["error"], ensure_ascii=False) + "\n")
+                errors += 1
+    if not errors:
+        (run_dir / "errors.jsonl").unlink()
+    partial.unlink()
+    return rows, errors
+
+
+def engine_options(run: RunConfig) -> dict[str, Any]:
+    """The run's batching settings, as :meth:`Task.predict_iter` takes them."""
+    for key, value in (("batch_size", run.batch_size), ("predict.max_tokens", run.predict.max_tokens)):
+        if value is not None and value < 1:
+            raise TaskhubError(f"{key}={value}: must be at least 1")
+    return {"batch_size": run.batch_size, "max_tokens": run.predict.max_tokens, "sort_by_length": run.predict.sort_by_length}
 
 
 def merge_prediction(raw: Mapping[str, Any], prediction: Mapping[str, Any]) -> dict[str, Any]:

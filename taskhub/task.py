@@ -17,8 +17,9 @@ import abc
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from taskhub.batching import ROW_KEY, features_per_row, plan_batches, select
 from taskhub.config import ModelConfig, TaskConfig
-from taskhub.errors import RowError, TaskhubError
+from taskhub.errors import BadRowError, RowError, RowFailure, TaskhubError
 
 if TYPE_CHECKING:
     import datasets
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 #: Feature keys starting with this carry side information for :meth:`Task.postprocess`
 #: or :meth:`Task.encode_targets` (offsets, word ids, ...) and never reach the model.
 SIDE_PREFIX = "_"
-#: Side feature mapping each feature to the index of its row in the batch, for tasks
-#: whose preprocessing splits one row into several windows. Absent: one feature per row.
-ROW_KEY = "_row"
 
 
 class Task(abc.ABC):
@@ -68,6 +66,10 @@ class Task(abc.ABC):
     demo_data: ClassVar[str | None] = None
     #: ``TrainingArguments`` defaults that suit the task; the user's ``train.*`` wins.
     training_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Batches' worth of rows read and preprocessed together at predict time; the rows of
+    #: such a chunk are batched by length. Lower it for inputs that are large once
+    #: preprocessed (long audio).
+    chunk_batches: ClassVar[int] = 32
     #: The run's ``seed`` (the runner sets it), for randomness at predict time (e.g. sampling).
     seed: int = 42
 
@@ -108,9 +110,11 @@ class Task(abc.ABC):
     def model(self):
         """The model for inference, loaded on first use from ``model.name_or_path``."""
         if self._model is None:
-            from taskhub.modeling import load_model, resolve_device
+            from taskhub.modeling import check_head, for_inference, load_model, resolve_device
 
-            self._model = load_model(self).to(resolve_device(self.device_name)).eval()
+            model = load_model(self)
+            check_head(self, model)
+            self._model = for_inference(model.to(resolve_device(self.device_name)).eval(), self.model_config)
         return self._model
 
     @model.setter
@@ -204,7 +208,10 @@ class Task(abc.ABC):
             self.model.eval()
         device = self.model.device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        with torch.inference_mode():
+        precision = self.model_config.dtype.value
+        autocast = precision != "fp32"
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=autocast):
             return self._forward(inputs)
 
     def _forward(self, inputs: Mapping[str, Any]):
@@ -220,43 +227,99 @@ class Task(abc.ABC):
         from the model config's ``id2label``.
         """
 
-    def predict(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input") -> list[dict]:
+    def predict(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input", **engine) -> list[dict]:
         """Predict on raw records (dicts with canonical column names); one result per record.
 
-        The Python-API counterpart of ``mode=predict``: returns only the prediction fields.
+        The Python-API counterpart of ``mode=predict``: returns only the prediction
+        fields. ``engine`` takes :meth:`predict_iter`'s batching options.
         """
-        return list(self.predict_iter(records, batch_size=batch_size, source=source))
+        return list(self.predict_iter(records, batch_size=batch_size, source=source, **engine))
 
-    def predict_iter(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input") -> Iterator[dict]:
-        columns = self.input_columns + self.optional_columns
-        rows: list[Mapping[str, Any]] = []
-        start = 0
+    def predict_iter(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        batch_size: int = 32,
+        source: str = "input",
+        *,
+        max_tokens: int | None = None,
+        sort_by_length: bool = True,
+        chunk_size: int | None = None,
+        on_error: str = "raise",
+        first_row: int = 0,
+    ) -> Iterator[dict | RowFailure]:
+        """Stream predictions, in input order, for a stream of records.
+
+        Records are read ``chunk_size`` at a time (default: :attr:`chunk_batches` batches), so memory
+        does not grow with the input. Within a chunk, rows are preprocessed together,
+        batched by length (:func:`~taskhub.batching.plan_batches`: at most ``batch_size``
+        features and ``max_tokens`` padded positions per batch) and put back in order.
+        A bad row raises :class:`~taskhub.errors.BadRowError`, or with ``on_error="skip"``
+        yields a :class:`~taskhub.errors.RowFailure` in its place. ``first_row`` is the
+        input position of the first record (for row numbers when resuming).
+        """
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        engine = (source, batch_size, max_tokens, sort_by_length, on_error == "skip")
+        chunk_size = chunk_size or max(self.chunk_batches * batch_size, 8)
+        chunk: list[Mapping[str, Any]] = []
+        start = first_row
         for record in records:
-            rows.append(record)
-            if len(rows) == batch_size:
-                yield from self._predict_batch(rows, columns, start, source)
-                start += len(rows)
-                rows = []
-        if rows:
-            yield from self._predict_batch(rows, columns, start, source)
+            chunk.append(record)
+            if len(chunk) == chunk_size:
+                yield from self._predict_chunk(chunk, start, *engine)
+                start += len(chunk)
+                chunk = []
+        if chunk:
+            yield from self._predict_chunk(chunk, start, *engine)
 
-    def _predict_batch(self, rows, columns, start: int, source: str) -> list[dict]:
+    def _predict_chunk(self, rows, start: int, source: str, batch_size, max_tokens, sort_by_length, skip: bool):
+        results: list[dict | RowFailure | None] = [None] * len(rows)
+        live = []
         for i, row in enumerate(rows):
             missing = [c for c in self.input_columns if c not in row]
-            if missing:
-                raise TaskhubError(
-                    f"{source}, row {start + i + 1}: missing required column '{missing[0]}' "
-                    f"(columns found: {', '.join(row) or 'none'})"
-                )
-        batch = {c: [row.get(c) for row in rows] for c in columns if any(c in row for row in rows)}
-        features = self.run_preprocess(batch, source, row_numbers=range(start + 1, start + len(rows) + 1))
-        inputs = model_inputs(features)
-        size = len(next(iter(inputs.values())))
-        outputs = self.forward(self.collator([{k: v[i] for k, v in inputs.items()} for i in range(size)]))
-        records = self.postprocess(outputs, batch, features)
-        if len(records) != len(rows):
-            raise RuntimeError(f"{type(self).__name__}.postprocess returned {len(records)} records for {len(rows)} rows")
-        return records
+            if not missing:
+                live.append(i)
+                continue
+            failure = BadRowError(
+                source, start + i + 1, f"missing required column '{missing[0]}' (columns found: {', '.join(row) or 'none'})"
+            )
+            if not skip:
+                raise failure
+            results[i] = RowFailure(start + i, failure.reason)
+        columns = [c for c in self.input_columns + self.optional_columns if any(c in rows[i] for i in live)]
+        while live:  # each bad row found is set aside and the rest preprocessed again
+            batch = {c: [rows[i].get(c) for i in live] for c in columns}
+            try:
+                features = self.run_preprocess(batch, source, row_numbers=[start + i + 1 for i in live])
+                break
+            except BadRowError as err:
+                if not skip:
+                    raise
+                bad = err.row_number - start - 1
+                results[bad] = RowFailure(start + bad, err.reason)
+                live.remove(bad)
+        owned = features_per_row(features, len(live)) if live else []
+        lengths = [max((self.feature_length(features, i) for i in indices), default=0) for indices in owned]
+        for group in plan_batches(lengths, [len(o) for o in owned], batch_size, max_tokens, sort=sort_by_length):
+            sub_batch, sub_features = select(batch, features, owned, group)
+            inputs = model_inputs(sub_features)
+            size = len(next(iter(inputs.values())))
+            outputs = self.forward(self.collator([{k: v[i] for k, v in inputs.items()} for i in range(size)]))
+            records = self.postprocess(outputs, sub_batch, sub_features)
+            if len(records) != len(group):
+                raise RuntimeError(f"{type(self).__name__}.postprocess returned {len(records)} records for {len(group)} rows")
+            for position, record in zip(group, records):
+                results[live[position]] = record
+        return results
+
+    def feature_length(self, features: Mapping[str, list], index: int) -> int:
+        """What one feature costs to run, for length batching: the length of its first
+        model input (tokens, audio samples); fixed-size inputs (images) all cost the same."""
+        for key, values in features.items():
+            if not key.startswith(SIDE_PREFIX):
+                value = values[index]
+                return len(value) if hasattr(value, "__len__") else 1
+        return 1
 
     def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:
         """:meth:`preprocess` (+ :meth:`encode_targets`), turning a RowError into a user error."""
@@ -265,7 +328,7 @@ class Task(abc.ABC):
             if with_targets:
                 features.update(self.encode_targets(batch, features))
         except RowError as err:
-            raise TaskhubError(f"{source}, row {row_numbers[err.index]}: {err.message}") from None
+            raise BadRowError(source, row_numbers[err.index], err.message) from None
         return features
 
 

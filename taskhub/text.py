@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskhub.errors import TaskhubError
+from taskhub.errors import RowError, TaskhubError
 from taskhub.task import ROW_KEY
 
 
@@ -33,3 +33,15 @@ def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, st
     features["_sequence_ids"] = [encoded.sequence_ids(i) for i in windows]
     features["_word_ids"] = [encoded.word_ids(i) for i in windows]
     return features
+
+
+def check_texts(values: list, column: str = "text") -> list[str]:
+    """The batch's texts; a missing, non-string or blank one is an error for its row."""
+    for i, value in enumerate(values):
+        if value is None:
+            raise RowError(i, f"missing '{column}'")
+        if not isinstance(value, str):
+            raise RowError(i, f"'{column}' must be a string, not {type(value).__name__}")
+        if not value.strip():
+            raise RowError(i, f"empty '{column}'")
+    return values

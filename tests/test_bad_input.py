@@ -1,0 +1,150 @@
+"""Bad input, table-driven: every case is one clear line naming what is wrong and where.
+
+Most cases run in-process through ``taskhub.run`` (the CLI prints the same message as
+``taskhub: error: <message>`` and exits 2; the CLI cases at the end check that part,
+and that no traceback is shown unless ``TASKHUB_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import DIGITS, run_cli, write_jsonl
+
+import taskhub
+from taskhub import TaskhubError
+from taskhub.testing import save_tiny_text_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """Tiny random checkpoints saved with their heads, one per task the cases use."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    root = tmp_path_factory.mktemp("models")
+    base = root / "base"
+    save_tiny_text_model(base)
+    saved = {"base": str(base)}
+    labels = {"id2label": {0: "food", 1: "not_food"}, "label2id": {"food": 0, "not_food": 1}}
+    for name, options in (("text_classification", labels), ("ner", {}), ("qa", {}), ("fill_mask", {})):
+        task = taskhub.load_task(name, model=str(base), device="cpu")
+        if options:
+            task.model_config.config.update(num_labels=2, **options)
+        path = root / name
+        task.model.save_pretrained(path)
+        task.processor.save_pretrained(path)
+        saved[name] = str(path)
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8], depths=[1], num_labels=2, id2label={0: "0", 1: "1"}, label2id={"0": 0, "1": 1})
+    ResNetForImageClassification(config).save_pretrained(root / "image")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "image")
+    saved["image_classification"] = str(root / "image")
+    (root / "no_weights").mkdir()
+    (root / "no_weights" / "config.json").write_text(Path(base, "config.json").read_text())
+    saved["no_weights"] = str(root / "no_weights")
+    return saved
+
+
+def jsonl(tmp: Path, rows, name="rows.jsonl") -> str:
+    return str(write_jsonl(tmp / name, rows))
+
+
+def raw_file(tmp: Path, name: str, content: bytes) -> str:
+    path = tmp / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def image_rows(tmp: Path, content: bytes | None, name: str = "x.png") -> str:
+    good = sorted(DIGITS.glob("**/*.png"))[0]
+    (tmp / "good.png").write_bytes(good.read_bytes())
+    if content is not None:
+        (tmp / name).write_bytes(content)
+    return jsonl(tmp, [{"image": "good.png", "label": "0"}, {"image": name, "label": "1"}])
+
+
+BROKEN_JSONL = b'{"text": "a"}\n{"text": "b"}\n{"text": oops}\n'
+LATIN1_JSONL = '{"text": "ok"}\n{"text": "café"}\n'.encode("latin-1")
+REVIEWS_CSV = b"review,stars\ngood,5\n"
+
+# Each case: id, a function (models, tmp dir) -> overrides, and a regex the one-line
+# message must match ({tmp} stands for the case's temporary folder).
+CASES = [
+    # ---- config
+    ("unknown task", lambda m, t: ["task=nre"], r"unknown task 'nre'.*did you mean 'ner'"),
+    ("unknown mode", lambda m, t: ["mode=trian"], r"mode"),
+    ("unknown key", lambda m, t: ["train.epochs=3"], r"train\.epochs"),
+    ("unknown task option", lambda m, t: ["task.top_kk=3"], r"top_kk"),
+    ("wrong value type", lambda m, t: ["batch_size=many"], r"batch_size"),
+    ("zero batch size", lambda m, t: ["batch_size=0", "mode=predict", f"model.name_or_path={m['text_classification']}"], r"^batch_size=0: must be at least 1$"),
+    ("zero max_tokens", lambda m, t: ["predict.max_tokens=0", "mode=predict", f"model.name_or_path={m['text_classification']}"], r"^predict.max_tokens=0: must be at least 1$"),
+    ("unknown generate field", lambda m, t: ["task=text_generation", "task.generate.beams=2", "mode=predict", f"model.name_or_path={m['base']}"], r"task.generate.beams: not a transformers.GenerationConfig field"),
+    # ---- files
+    ("missing file", lambda m, t: ["mode=predict", f"data.predict={t}/nope.jsonl", f"model.name_or_path={m['text_classification']}"], r"data file not found: {tmp}/nope.jsonl"),
+    ("empty file", lambda m, t: ["mode=predict", f"data.predict={raw_file(t, 'e.jsonl', b'')}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/e.jsonl: the file is empty"),
+    ("unsupported extension", lambda m, t: ["mode=predict", f"data.predict={raw_file(t, 'a.txt', b'hi')}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/a.txt: unsupported data format '.txt'"),
+    ("malformed JSONL line", lambda m, t: ["mode=predict", f"data.predict={raw_file(t, 'b.jsonl', BROKEN_JSONL)}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/b.jsonl, line 3: not valid JSON"),
+    ("non-UTF-8 bytes", lambda m, t: ["mode=predict", f"data.predict={raw_file(t, 'c.jsonl', LATIN1_JSONL)}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/c.jsonl, line 2: not UTF-8 text"),
+    ("CSV missing column", lambda m, t: ["mode=predict", f"data.predict={raw_file(t, 'd.csv', REVIEWS_CSV)}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/d.csv: missing required column 'text' for task text_classification \(columns found: review, stars"),
+    ("remap to a missing column", lambda m, t: ["mode=predict", f"data.predict={jsonl(t, [{'body': 'x'}])}", "data.columns.text=review", f"model.name_or_path={m['text_classification']}"], r"data.columns.text='review' but there is no column 'review'"),
+    # ---- rows
+    ("empty text", lambda m, t: ["mode=predict", f"data.predict={jsonl(t, [{'text': 'a'}, {'text': ''}])}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/rows.jsonl, row 2: empty 'text'"),
+    ("whitespace-only text", lambda m, t: ["mode=predict", f"data.predict={jsonl(t, [{'text': '   '}])}", f"model.name_or_path={m['text_classification']}"], r"{tmp}/rows.jsonl, row 1: empty 'text'"),
+    ("text of the wrong type", lambda m, t: ["mode=predict", f"data.predict={jsonl(t, [{'text': 'a'}, {'text': 'b'}, {'text': ['x']}])}", f"model.name_or_path={m['text_classification']}"], r"row 3: 'text' must be a string, not list"),
+    ("prompt longer than the model", lambda m, t: ["task=text_generation", "mode=predict", f"data.predict={jsonl(t, [{'text': 'word ' * 5000}])}", f"model.name_or_path={m['base']}"], r"{tmp}/rows.jsonl, row 1: the prompt is \d+ tokens; .* more than the 512 positions"),
+    ("label unknown to the model", lambda m, t: ["mode=evaluate", f"data.test={jsonl(t, [{'text': 'a', 'label': 'food'}, {'text': 'b', 'label': 'drink'}])}", f"model.name_or_path={m['text_classification']}"], r"row 2: label 'drink' is not known to the model \(known labels: food, not_food\)"),
+    ("tokens and ner_tags lengths differ", lambda m, t: ["task=ner", f"data.train={jsonl(t, [{'tokens': ['Ann', 'ran'], 'ner_tags': ['B-PER']}])}"], r"{tmp}/rows.jsonl, row 1: ner_tags has 1 tags but tokens has 2 words"),
+    ("unknown IOB tag", lambda m, t: ["task=ner", f"data.train={jsonl(t, [{'tokens': ['Ann', 'ran'], 'ner_tags': ['B-PER', 'O']}, {'tokens': ['Bo'], 'ner_tags': ['PERSON']}])}"], r"{tmp}/rows.jsonl, row 2: tag 'PERSON' \(word 1\) is not an IOB2 tag"),
+    ("QA answer not in the context", lambda m, t: ["task=qa", "mode=evaluate", f"model.name_or_path={m['qa']}", f"data.test={jsonl(t, [{'question': 'Who?', 'context': 'Ann ran.', 'answers': {'text': ['Bob'], 'answer_start': [0]}}])}"], r"{tmp}/rows.jsonl, row 1: answer 'Bob' is not at answer_start 0 of the context"),
+    ("QA missing context", lambda m, t: ["task=qa", "mode=predict", f"model.name_or_path={m['qa']}", f"data.predict={jsonl(t, [{'question': 'Who?'}])}"], r"missing required column 'context'"),
+    ("no mask token", lambda m, t: ["task=fill_mask", "mode=predict", f"model.name_or_path={m['fill_mask']}", f"data.predict={jsonl(t, [{'text': 'Paris is the [MASK] of France.'}, {'text': 'No mask here.'}])}"], r"{tmp}/rows.jsonl, row 2: no mask token in the text: put \[MASK\] where"),
+    ("translation row without target", lambda m, t: ["task=translation", f"data.train={jsonl(t, [{'text': 'a cat'}])}"], r"missing required column 'target'"),
+    # ---- images
+    ("corrupt image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, b'PNG but not really')}"], r"{tmp}/rows.jsonl, row 2: cannot read image {tmp}/x.png"),
+    ("zero-byte image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, b'')}"], r"{tmp}/rows.jsonl, row 2: cannot read image {tmp}/x.png"),
+    ("text file as image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, b'hello world', 'notes.txt')}"], r"row 2: cannot read image {tmp}/notes.txt"),
+    ("missing image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, None, 'gone.png')}"], r"row 2: image file not found: {tmp}/gone.png"),
+    # ---- models and outputs
+    ("checkpoint without weights", lambda m, t: ["mode=predict", f"model.name_or_path={m['no_weights']}", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"cannot load model '.*no_weights'"),
+    ("model folder that does not exist", lambda m, t: ["mode=predict", f"model.name_or_path={t}/missing_model", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"model not found: '{tmp}/missing_model' is not a folder"),
+    ("checkpoint with another task's head", lambda m, t: ["task=qa", "mode=predict", f"model.name_or_path={m['ner']}", f"data.predict={jsonl(t, [{'question': 'Who?', 'context': 'Ann ran.'}])}"], r"model '.*ner' is a BertForTokenClassification checkpoint, not a qa model \(BertForQuestionAnswering\)"),
+    ("output dir not writable", lambda m, t: ["mode=predict", f"model.name_or_path={m['text_classification']}", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"cannot write to the run dir {tmp}/file/run"),
+]
+
+
+@pytest.mark.parametrize("overrides, pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_naming_what_and_where(models, tmp_path, overrides, pattern):
+    run_dir = tmp_path / "run"
+    if "not writable" in pattern or "cannot write" in pattern:
+        (tmp_path / "file").write_text("a file where the run dir should go")
+        run_dir = tmp_path / "file" / "run"
+    with pytest.raises(TaskhubError) as err:
+        taskhub.run(overrides(models, tmp_path), run_dir=run_dir)
+    message = str(err.value)
+    assert "\n" not in message
+    assert re.search(pattern.replace("{tmp}", re.escape(str(tmp_path))), message), message
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len(CASES) >= 30
+
+
+def test_cli_prints_one_line_and_exits_2_without_a_traceback(models, tmp_path):
+    data = write_jsonl(tmp_path / "rows.jsonl", [{"text": "a"}, {"text": ""}])
+    args = ["mode=predict", f"model.name_or_path={models['text_classification']}", f"data.predict={data}", f"hydra.run.dir={tmp_path / 'r'}"]
+    proc = run_cli(*args, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"taskhub: error: {data}, row 2: empty 'text'"
+    assert "Traceback" not in proc.stderr
+    debug = run_cli(*args, env={"TASKHUB_DEBUG": "1"}, check=False)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_cli_config_errors_are_one_line(tmp_path):
+    proc = run_cli("train.epochs=3", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("taskhub: error: ") and "train.epochs" in lines[0]

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl
 from taskhub.task import Task
+from taskhub.text import max_tokens
 
 log = logging.getLogger("taskhub")
 
@@ -91,7 +92,7 @@ class FillMask(Task):
         tokenizer = self.processor
         mask_id = self._mask_token_id()
         encoded = tokenizer(texts, verbose=False)
-        limit = _max_tokens(tokenizer)
+        limit = max_tokens(self)
         for i, ids in enumerate(encoded["input_ids"]):
             if mask_id not in ids:
                 raise RowError(i, f"no mask token in the text: put {tokenizer.mask_token} where a token should be predicted")
@@ -104,7 +105,7 @@ class FillMask(Task):
         at most ``block_size`` tokens (nothing dropped, no tiny last block)."""
         tokenizer = self.processor
         size = self.config.block_size
-        limit = _max_tokens(tokenizer)
+        limit = max_tokens(self)
         if size < 8:
             raise TaskhubError(f"task.block_size={size}: use at least 8 tokens per block")
         if limit is not None and size > limit:
@@ -223,12 +224,6 @@ class FillMask(Task):
                 per_mask.append(candidates)
             records.append({"predictions": per_mask[0] if single else per_mask})
         return records
-
-
-def _max_tokens(tokenizer) -> int | None:
-    """The longest input the tokenizer declares (None when it sets no real limit)."""
-    limit = tokenizer.model_max_length
-    return int(limit) if limit and limit < 1_000_000 else None
 
 
 _CLASSES: dict[str, type] = {}

@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl
 from taskhub.task import ROW_KEY, Task
-from taskhub.text import tokenize_windows
+from taskhub.text import max_tokens, tokenize_windows
 
 log = logging.getLogger("taskhub")
 
@@ -44,6 +44,10 @@ class AggregationStrategy(str, Enum):
     first = "first"
     average = "average"
     max = "max"
+
+
+#: Window size when neither the tokenizer nor the model states a length limit.
+WINDOW_WITHOUT_LIMIT = 512
 
 
 @dataclass
@@ -155,9 +159,7 @@ class NamedEntityRecognition(Task):
     @property
     def max_length(self) -> int:
         tokenizer = self.processor
-        length = self.config.max_length or tokenizer.model_max_length
-        if not length or length > 1_000_000:  # tokenizers without a limit say "1e30"
-            length = getattr(self.model.config, "max_position_embeddings", None) or 512
+        length = self.config.max_length or max_tokens(self) or WINDOW_WITHOUT_LIMIT
         special = tokenizer.num_special_tokens_to_add()
         if length <= special:
             raise TaskhubError(

@@ -17,7 +17,7 @@ from typing import Any
 
 from taskhub import RowError, TaskConfig, TaskSpec, hookimpl
 from taskhub.task import ROW_KEY, Task
-from taskhub.text import tokenize_windows
+from taskhub.text import max_tokens, tokenize_windows
 
 MASKED_LOGIT = -10000.0  # what the v4 pipeline gives tokens that cannot be part of an answer
 
@@ -70,7 +70,7 @@ class QuestionAnswering(Task):
                 self.processor,
                 questions,
                 batch["context"],
-                max_length=self.config.max_length,
+                max_length=min(self.config.max_length, max_tokens(self) or self.config.max_length),
                 stride=self.config.doc_stride,
                 truncation="only_second",
             )

@@ -7,7 +7,7 @@ from typing import Optional
 
 from taskhub import TaskSpec, hookimpl
 from taskhub.classification import ClassificationConfig, ClassificationTask
-from taskhub.text import check_texts
+from taskhub.text import check_texts, max_tokens
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TextClassification(ClassificationTask):
             check_texts(batch["text"]),
             pairs if pairs is not None and any(p is not None for p in pairs) else None,
             truncation=True,
-            max_length=self.config.max_length,
+            max_length=self.config.max_length or max_tokens(self),
         )
 
 

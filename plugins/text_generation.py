@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl
 from taskhub.generation import GenerationTask, GenerationTaskConfig
-from taskhub.text import check_texts
+from taskhub.text import check_texts, max_tokens
 
 
 @dataclass
@@ -108,7 +108,7 @@ class TextGeneration(GenerationTask):
         if self._training_text:
             return self._examples(texts)
         encoded = self.processor(texts)
-        limit = self._max_positions()
+        limit = max_tokens(self)
         if limit is not None:
             new = self.generation_config.max_new_tokens
             for i, ids in enumerate(encoded["input_ids"]):
@@ -123,7 +123,7 @@ class TextGeneration(GenerationTask):
 
     def _examples(self, texts: list[str]) -> dict[str, list]:
         size = self.config.block_size
-        limit = self._max_positions()
+        limit = max_tokens(self)
         if size < 2:
             raise TaskhubError(f"task.block_size={size}: use at least 2 tokens per block")
         if limit is not None and size > limit:
@@ -148,14 +148,6 @@ class TextGeneration(GenerationTask):
     def encode_targets(self, batch, features):
         # The targets are the text itself (the model shifts them by one position).
         return {"labels": [list(ids) for ids in features["input_ids"]]}
-
-    def _max_positions(self) -> int | None:
-        config = self.model.config
-        for key in ("n_positions", "max_position_embeddings"):
-            value = getattr(config, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
 
     # ------------------------------------------------------- from scratch
     def train_processor(self, train_dataset, settings):

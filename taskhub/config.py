@@ -88,6 +88,10 @@ class DataConfig:
     columns: dict[str, str] = field(default_factory=dict)
     # Use only the first N rows of each split (quick runs, smoke tests).
     limit: Optional[int] = None
+    # File paths inside data files (images, audio) resolve against the data file's
+    # folder; with a root, every such path must lie inside it (no "..", no absolute
+    # path elsewhere), for data files from people you do not fully trust.
+    root: Optional[str] = None
 
 
 @dataclass

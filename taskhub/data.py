@@ -63,7 +63,7 @@ def read_split(task: Task, data: DataConfig, split: str, with_targets: bool, req
     raw = load_file(path)
     if data.limit is not None:
         raw = raw.select(range(min(data.limit, len(raw))))
-    dataset = canonical_view(raw, task, data.columns, path)
+    dataset = canonical_view(raw, task, data.columns, path, data.root)
     task.check_columns(dataset.column_names, path, with_targets)
     return Split(split, path, raw, dataset)
 
@@ -121,13 +121,13 @@ def first_bad_line(path: str) -> str | None:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                return f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+                return f"line {number}: not valid JSON ({exc.msg} at column {exc.pos + 1})"
             if not isinstance(value, dict):
                 return f"line {number}: expected a JSON object per line, got {type(value).__name__}"
     return None
 
 
-def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], path: str) -> datasets.Dataset:
+def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], path: str, root: str | None = None) -> datasets.Dataset:
     found = raw.column_names
     dataset = raw
     for canonical, actual in columns.items():
@@ -146,15 +146,25 @@ def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], p
     for column in task.path_columns:
         if column in dataset.column_names:
             dataset = dataset.map(
-                lambda value: {column: _resolve_relative(value, folder)},
+                lambda value, index: {column: _resolve_relative(value, folder, root, f"{path}, row {index + 1}, column '{column}'")},
                 input_columns=column,
+                with_indices=True,
                 keep_in_memory=True,
                 load_from_cache_file=False,
             )
     return dataset
 
 
-def _resolve_relative(value, folder: str):
-    if isinstance(value, str) and value and not os.path.isabs(value) and "://" not in value:
-        return os.path.join(folder, value)
-    return value
+def _resolve_relative(value, folder: str, root: str | None, where: str):
+    if not isinstance(value, str) or not value:
+        return value
+    if "://" in value:
+        if root is not None:
+            raise TaskhubError(f"{where}: {value!r} is a URL; with data.root only files inside it are read")
+        return value
+    resolved = value if os.path.isabs(value) else os.path.join(folder, value)
+    if root is not None:
+        real_root = os.path.realpath(os.path.expanduser(root))
+        if os.path.commonpath([real_root, os.path.realpath(resolved)]) != real_root:
+            raise TaskhubError(f"{where}: path {value!r} is outside data.root ({real_root})")
+    return resolved

@@ -45,3 +45,14 @@ def check_texts(values: list, column: str = "text") -> list[str]:
         if not value.strip():
             raise RowError(i, f"empty '{column}'")
     return values
+
+
+def max_tokens(task) -> int | None:
+    """The longest input both the task's tokenizer and its model take (None: neither
+    states a limit). A tokenizer's ``model_max_length`` can exceed the model's position
+    table (a small model built from a config, a tokenizer saved without a limit: "1e30"),
+    and longer inputs would crash the model."""
+    candidates = [task.processor.model_max_length]
+    candidates += [getattr(task.model.config, key, None) for key in ("max_position_embeddings", "n_positions")]
+    limits = [int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 1_000_000]
+    return min(limits) if limits else None

@@ -7,6 +7,7 @@ and that no traceback is shown unless ``TASKHUB_DEBUG=1``).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -45,6 +46,14 @@ def models(tmp_path_factory) -> dict[str, str]:
     (root / "no_weights").mkdir()
     (root / "no_weights" / "config.json").write_text(Path(base, "config.json").read_text())
     saved["no_weights"] = str(root / "no_weights")
+    remote = root / "remote_code"  # a checkpoint whose config class ships as code in the folder
+    remote.mkdir()
+    auto_map = {"AutoConfig": "configuration_custom.CustomConfig", "AutoModelForSequenceClassification": "modeling_custom.CustomModel"}
+    for tokenizer_file in ("tokenizer.json", "tokenizer_config.json"):
+        (remote / tokenizer_file).write_bytes((base / tokenizer_file).read_bytes())
+    (remote / "config.json").write_text(json.dumps({"model_type": "taskhub-custom", "auto_map": auto_map}))
+    (remote / "configuration_custom.py").write_text(f"open({str(root / 'remote_code_ran')!r}, 'w').write('ran')\n")
+    saved["remote_code"] = str(remote)
     return saved
 
 
@@ -107,10 +116,13 @@ CASES = [
     ("zero-byte image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, b'')}"], r"{tmp}/rows.jsonl, row 2: cannot read image {tmp}/x.png"),
     ("text file as image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, b'hello world', 'notes.txt')}"], r"row 2: cannot read image {tmp}/notes.txt"),
     ("missing image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, None, 'gone.png')}"], r"row 2: image file not found: {tmp}/gone.png"),
+    ("image path escaping data.root", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.root={t}", f"data.predict={jsonl(t, [{'image': 'good.png'}, {'image': '../../etc/passwd'}])}"], r"{tmp}/rows.jsonl, row 2, column 'image': path '../../etc/passwd' is outside data.root \({tmp}\)"),
+    ("absolute path outside data.root", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.root={t}", f"data.predict={jsonl(t, [{'image': '/etc/hostname'}])}"], r"row 1, column 'image': path '/etc/hostname' is outside data.root"),
     # ---- models and outputs
     ("checkpoint without weights", lambda m, t: ["mode=predict", f"model.name_or_path={m['no_weights']}", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"cannot load model '.*no_weights'"),
     ("model folder that does not exist", lambda m, t: ["mode=predict", f"model.name_or_path={t}/missing_model", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"model not found: '{tmp}/missing_model' is not a folder"),
     ("checkpoint with another task's head", lambda m, t: ["task=qa", "mode=predict", f"model.name_or_path={m['ner']}", f"data.predict={jsonl(t, [{'question': 'Who?', 'context': 'Ann ran.'}])}"], r"model '.*ner' is a BertForTokenClassification checkpoint, not a qa model \(BertForQuestionAnswering\)"),
+    ("checkpoint that needs remote code", lambda m, t: ["mode=predict", f"model.name_or_path={m['remote_code']}", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"model '.*remote_code' needs code shipped with the checkpoint; if you trust it, set model.trust_remote_code=true"),
     ("output dir not writable", lambda m, t: ["mode=predict", f"model.name_or_path={m['text_classification']}", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"cannot write to the run dir {tmp}/file/run"),
 ]
 
@@ -130,6 +142,12 @@ def test_bad_input_is_one_line_naming_what_and_where(models, tmp_path, overrides
 
 def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30
+
+
+def test_remote_code_never_runs_by_default(models, tmp_path):
+    with pytest.raises(TaskhubError, match="model.trust_remote_code=true"):
+        taskhub.load_task("text_classification", model=models["remote_code"], device="cpu").predict([{"text": "a"}])
+    assert not (Path(models["remote_code"]).parent / "remote_code_ran").exists()
 
 
 def test_cli_prints_one_line_and_exits_2_without_a_traceback(models, tmp_path):

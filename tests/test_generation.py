@@ -434,6 +434,6 @@ def test_bad_input_is_a_one_line_error(seq2seq_lm, tmp_path):
     gaps = write_jsonl(tmp_path / "gaps.jsonl", [{"text": "The cat sleeps.", "target": "Le chat dort."}, {"text": "The dog runs.", "target": None}])
     with pytest.raises(TaskhubError) as err:
         taskhub.run(["task=translation", "mode=evaluate", f"model.name_or_path={seq2seq_lm}", f"data.test={gaps}", "task.generate.max_new_tokens=3", "device=cpu"], run_dir=tmp_path / "c")
-    assert str(err.value) == f"{gaps}, row 2: missing or empty 'target'"
+    assert str(err.value) == f"{gaps}, row 2: missing 'target'"
     with pytest.raises(TaskhubError, match=r"^task.generate.beams: not a transformers.GenerationConfig field \(did you mean 'num_beams'\?\); valid fields: "):
         taskhub.run(["task=translation", "mode=predict", f"model.name_or_path={seq2seq_lm}", f"data.predict={rows}", "task.generate.beams=2"], run_dir=tmp_path / "d")

@@ -58,7 +58,7 @@ def test_remapping_to_a_column_that_does_not_exist(tmp_path):
         ("missing.jsonl", None, "data file not found"),
         ("empty.csv", "", "the file is empty"),
         ("table.xlsx", "x", "unsupported data format '.xlsx'"),
-        ("broken.jsonl", '{"text": "ok"}\n{"text": \n', "cannot read as JSON"),
+        ("broken.jsonl", '{"text": "ok"}\n{"text": \n', "broken.jsonl, line 2: not valid JSON (Expecting value at column"),
     ],
 )
 def test_unreadable_files_name_the_file(tmp_path, name, content, message):

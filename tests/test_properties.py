@@ -1,0 +1,138 @@
+"""Property tests (hypothesis) of pre/postprocessing on tiny random models: whatever the
+text (combining marks, emoji, CJK, right-to-left, blank, longer than the model window),
+offsets stay in bounds and point at what they claim, labels round-trip, and a text that
+cannot be processed is a row error, never a crash or a silently wrong record."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import taskhub
+from taskhub import TaskhubError
+from taskhub.testing import save_tiny_text_model
+
+SCRIPTS = "abc XYZ 012 .,!? éü ñ e\u0301 a\u0308 😀👍🏽 中文字 日本語 한국어 שלום مرحبا  \t\n"
+texts = st.one_of(
+    st.text(alphabet=SCRIPTS, max_size=60),
+    st.text(alphabet=SCRIPTS, min_size=1, max_size=8).map(lambda t: (t + " ") * 40),  # beyond the window
+    st.text(max_size=30),  # anything unicode has
+)
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("property_models")
+    base = root / "base"
+    save_tiny_text_model(base, max_position_embeddings=64)
+    saved = {}
+    heads = {
+        "text_classification": {"num_labels": 3, "id2label": {0: "neg", 1: "neu", 2: "pos"}, "label2id": {"neg": 0, "neu": 1, "pos": 2}},
+        "ner": {"num_labels": 5, "id2label": dict(enumerate(NER_LABELS)), "label2id": {l: i for i, l in enumerate(NER_LABELS)}},
+        "qa": {},
+        "fill_mask": {},
+    }
+    for name, head in heads.items():
+        task = taskhub.load_task(name, model=str(base), device="cpu")
+        task.model_config.config.update(head)
+        task.model.save_pretrained(root / name)
+        task.processor.save_pretrained(root / name)
+        saved[name] = str(root / name)
+    return saved
+
+
+def predict_or_row_error(task, record):
+    """The record's prediction, or None when the row is refused with a one-line row error."""
+    try:
+        return task.predict([record])[0]
+    except TaskhubError as err:
+        assert "row 1:" in str(err) and "\n" not in str(err)
+        return None
+
+
+@PROPERTY
+@given(context=texts, question=texts)
+def test_qa_spans_are_the_answer_text(models, context, question):
+    task = taskhub.load_task("qa", model=models["qa"], device="cpu", max_length=32, doc_stride=8, top_k=3, handle_impossible_answer=True)
+    prediction = predict_or_row_error(task, {"question": question, "context": context})
+    if prediction is None:
+        assert not context.strip() or not question.strip() or len(task.processor(question)["input_ids"]) > 24
+        return
+    answers = prediction["answer"] if isinstance(prediction["answer"], list) else [prediction["answer"]]
+    starts = prediction["start"] if isinstance(prediction["start"], list) else [prediction["start"]]
+    ends = prediction["end"] if isinstance(prediction["end"], list) else [prediction["end"]]
+    scores = prediction["score"] if isinstance(prediction["score"], list) else [prediction["score"]]
+    for answer, start, end, score in zip(answers, starts, ends, scores, strict=True):
+        assert 0 <= start <= end <= len(context)
+        assert context[start:end] == answer
+        assert 0.0 <= score <= 1.0 + 1e-6
+
+
+@PROPERTY
+@given(text=texts, strategy=st.sampled_from(["none", "simple", "first", "average", "max"]))
+def test_ner_entities_point_into_the_text(models, text, strategy):
+    task = taskhub.load_task("ner", model=models["ner"], device="cpu", aggregation_strategy=strategy, stride=8)
+    prediction = predict_or_row_error(task, {"text": text})
+    if prediction is None:
+        assert not text.strip()
+        return
+    previous_start = 0
+    for entity in prediction["entities"]:
+        label = entity["entity"] if strategy == "none" else entity["entity_group"]
+        assert label in (NER_LABELS if strategy == "none" else {"PER", "LOC"})
+        assert 0 <= entity["start"] < entity["end"] <= len(text)
+        assert text[entity["start"] : entity["end"]].strip(), "an entity covers only whitespace"
+        assert 0.0 <= entity["score"] <= 1.0 + 1e-6
+        assert entity["start"] >= previous_start  # in text order
+        previous_start = entity["start"]
+
+
+@PROPERTY
+@given(text=texts)
+def test_classification_labels_round_trip_through_the_config(models, text):
+    task = taskhub.load_task("text_classification", model=models["text_classification"], device="cpu", top_k=3)
+    prediction = predict_or_row_error(task, {"text": text})
+    if prediction is None:
+        assert not text.strip()
+        return
+    config = task.model.config
+    assert sorted(prediction["label"]) == sorted(config.id2label.values())
+    assert all(config.id2label[config.label2id[label]] == label for label in prediction["label"])
+    assert sum(prediction["score"]) == pytest.approx(1.0, abs=1e-5)
+    assert prediction["score"] == sorted(prediction["score"], reverse=True)
+
+
+@PROPERTY
+@given(before=texts, after=texts)
+def test_fill_mask_candidates_are_consistent(models, before, after):
+    task = taskhub.load_task("fill_mask", model=models["fill_mask"], device="cpu", top_k=3)
+    text = f"{before[:20]} [MASK] {after[:20]}"
+    prediction = predict_or_row_error(task, {"text": text})
+    if prediction is None:
+        return
+    candidates = prediction["predictions"]
+    assert len(candidates) == 3
+    assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
+    for candidate in candidates:
+        assert candidate["token_str"] == task.processor.decode([candidate["token"]])
+        assert "[MASK]" not in candidate["sequence"]
+
+
+def test_same_seed_same_predictions_and_trained_metrics(tmp_path):
+    rows = [{"text": f"{w} {i}", "label": "food" if w in ("soup", "rice") else "not_food"} for i in range(12) for w in ("soup", "rice", "desk", "shoe")]
+    from conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
+    base = tmp_path / "base"
+    save_tiny_text_model(base)
+    results = [
+        taskhub.run([f"model.name_or_path={base}", f"data.train={data}", f"data.test={data}", "train.num_train_epochs=2", "seed=7", "device=cpu"], run_dir=tmp_path / f"r{i}")
+        for i in range(2)
+    ]
+    first, second = (r["metrics"] for r in results)
+    assert first["train_loss"] == second["train_loss"] and first["test_accuracy"] == second["test_accuracy"]
+    predictions = [taskhub.load_task("text_classification", model=r["outputs"]["model"], device="cpu").predict(rows[:10]) for r in results]
+    assert predictions[0] == predictions[1]

@@ -27,6 +27,7 @@ from taskhub.config import RunConfig
 from taskhub.data import read_split
 from taskhub.errors import BadRowError, RowFailure, TaskhubError
 from taskhub.manager import get_plugin_manager, get_registry
+from taskhub.model_card import render_model_card
 from taskhub.task import model_inputs
 
 if TYPE_CHECKING:
@@ -233,6 +234,9 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
         # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
         (tmp / "training_args.bin").unlink(missing_ok=True)
         (tmp / "training_args.json").write_text(args.to_json_string())
+        data = {split.name: split.path for split in (train, validation, test) if split is not None}
+        card = render_model_card(task, run, metrics, data, json.loads(args.to_json_string()))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     if run.train.save_strategy is None and "save_strategy" not in run.train.args:
         shutil.rmtree(args.output_dir, ignore_errors=True)  # only there for resuming
     return metrics, {"model": str(model_dir)}

@@ -32,6 +32,8 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.text_generation",
     "taskhub_plugins.summarization",
     "taskhub_plugins.translation",
+    "taskhub_plugins.audio_classification",
+    "taskhub_plugins.asr",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import TaskSpec, hookimpl
-from taskhub.audio import AudioTask, extract, forward_rows, main_input_name
+from taskhub.audio import SMALL_DATA_WAV2VEC2, AudioTask, extract, forward_rows, main_input_name
 from taskhub.errors import RowError, TaskhubError
 from taskhub.generation import GenerationTask, GenerationTaskConfig
 from taskhub.task import ROW_KEY
@@ -61,6 +61,7 @@ class Asr(AudioTask, GenerationTask):
     # features) trained from scratch, with a character vocabulary built from the training
     # transcripts (see train_processor).
     default_model_config = {
+        **SMALL_DATA_WAV2VEC2,
         "model_type": "wav2vec2-bert",
         "hidden_size": 96,
         "num_hidden_layers": 3,
@@ -68,13 +69,7 @@ class Asr(AudioTask, GenerationTask):
         "intermediate_size": 192,
         "output_hidden_size": 96,
         "conv_depthwise_kernel_size": 15,
-        "mask_time_prob": 0.0,
-        "hidden_dropout": 0.0,
-        "activation_dropout": 0.0,
-        "attention_dropout": 0.0,
-        "feat_proj_dropout": 0.0,
         "final_dropout": 0.0,
-        "layerdrop": 0.0,
         "ctc_loss_reduction": "mean",
         "ctc_zero_infinity": True,
     }

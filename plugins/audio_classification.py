@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskhub import TaskSpec, hookimpl
-from taskhub.audio import AudioTask, extract, forward_rows
+from taskhub.audio import SMALL_DATA_WAV2VEC2, AudioTask, extract, forward_rows
 from taskhub.classification import ClassificationConfig, ClassificationTask
 
 
@@ -26,6 +26,7 @@ class AudioClassification(AudioTask, ClassificationTask):
     # attention plus depthwise convolutions, which learns from few examples) is trained
     # from scratch.
     default_model_config = {
+        **SMALL_DATA_WAV2VEC2,
         "model_type": "wav2vec2-bert",
         "hidden_size": 128,
         "num_hidden_layers": 2,
@@ -34,12 +35,6 @@ class AudioClassification(AudioTask, ClassificationTask):
         "output_hidden_size": 128,
         "classifier_proj_size": 128,
         "conv_depthwise_kernel_size": 15,
-        "mask_time_prob": 0.0,
-        "hidden_dropout": 0.0,
-        "activation_dropout": 0.0,
-        "attention_dropout": 0.0,
-        "feat_proj_dropout": 0.0,
-        "layerdrop": 0.0,
     }
     # 80 log-mel bins every 10 ms, two frames stacked (160 values per 20 ms), normalised per recording.
     default_processor_config = {"processor_class": "SeamlessM4TFeatureExtractor", "sampling_rate": 16000}

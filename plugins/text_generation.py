@@ -164,19 +164,6 @@ class TextGeneration(GenerationTask):
             train_dataset["text"], special_tokens=special, model_max_length=max_length, padding_side="left", **settings
         )
 
-    def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
-        from taskhub.modeling import model_source
-
-        if model_source(self).name_or_path is not None:
-            return {}
-        tokenizer = self.processor
-        return {
-            "vocab_size": len(tokenizer),
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-
     # ------------------------------------------------------------ outputs
     def postprocess(self, outputs, batch, features) -> list[dict[str, Any]]:
         texts = self.decode(outputs)

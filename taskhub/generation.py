@@ -172,6 +172,17 @@ class GenerationTask(Task):
             raise TaskhubError(f"the tokenizer ({type(tokenizer).__name__}) has neither a pad nor an end-of-sequence token")
         return pad
 
+    def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
+        """A model built from a config takes its vocabulary size and special token ids
+        from the tokenizer trained on the data; a named model keeps its own."""
+        from taskhub.modeling import model_source
+
+        if model_source(self).name_or_path is not None:
+            return {}
+        tokenizer = self.processor
+        ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+        return {"vocab_size": len(tokenizer), **{k: v for k, v in ids.items() if v is not None}}
+
     # -------------------------------------------------------------- batching
     @property
     def padding_side(self) -> str:
@@ -329,17 +340,10 @@ class Seq2SeqTask(GenerationTask):
         return train_tokenizer(texts, special_tokens=SEQ2SEQ_SPECIAL_TOKENS, append_eos=True, **settings)
 
     def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
-        from taskhub.modeling import model_source
-
-        if model_source(self).name_or_path is not None:
-            return {}
-        tokenizer = self.processor
-        return {
-            "vocab_size": len(tokenizer),
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "decoder_start_token_id": tokenizer.pad_token_id,
-        }
+        config = super().model_init_kwargs(train_dataset)
+        if config:  # T5 starts decoding from the pad token
+            config["decoder_start_token_id"] = self.processor.pad_token_id
+        return config
 
     # ------------------------------------------------------------- metrics
     def text_metrics(self, predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -6,7 +6,7 @@ from taskhub.errors import RowError, TaskhubError
 from taskhub.task import ROW_KEY
 
 
-def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, stride: int, truncation="longest_first"):
+def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, stride: int, truncation="longest_first", is_split_into_words: bool = False):
     """Tokenize rows into windows of at most ``max_length`` tokens overlapping by ``stride``.
 
     Returns features: the tokenizer's model inputs, :data:`~taskhub.task.ROW_KEY`
@@ -25,6 +25,7 @@ def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, st
         stride=stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
+        is_split_into_words=is_split_into_words,
     )
     windows = range(len(encoded["input_ids"]))
     features = {k: encoded[k] for k in tokenizer.model_input_names if k in encoded}

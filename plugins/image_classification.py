@@ -24,6 +24,8 @@ class ImageClassification(ClassificationTask):
     processor_class = "AutoImageProcessor"
     input_columns = ("image",)
     path_columns = ("image",)
+    # Decoded images are large (3x224x224 floats: 0.6 MB each): few batches at a time.
+    chunk_batches = 4
     demo_data = "pkg://taskhub_plugins/data/digits"
     # With no model named, a small ResNet is trained from scratch on the digits.
     default_model_config = {

@@ -98,18 +98,74 @@ def _with_overrides(argv: list[str], extra: list[str]) -> list[str]:
     return argv[:index] + extra + argv[index:]
 
 
-def main() -> None:
-    import hydra
+def _wants_help(argv: list[str]) -> bool:
+    return any(arg in ("--help", "-h") for arg in argv) and "--hydra-help" not in argv
 
-    from taskhub.callbacks import last_sweep
-    from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
+
+def _print_help(argv: list[str], registry) -> None:
+    """Answer ``--help`` from the registry and the schema, without Hydra.
+
+    Hydra's help lists every config group by building a config repository per group,
+    each deep-copying the ConfigStore: most of a second before a word is printed.
+    Here only a run that names a YAML task preset or another config group composes.
+    """
+    from omegaconf import OmegaConf
+
+    from taskhub.config import RunConfig, plugin_searchpath, task_presets
+
+    conf = files("taskhub_conf")
+    text = OmegaConf.load(str(conf / "hydra" / "help" / "taskhub.yaml"))
+    overrides = [arg for arg in argv if not arg.startswith("-") and not arg.lstrip("+~").startswith("hydra.")]
+    presets = task_presets(plugin_searchpath())
+    task_name = OmegaConf.load(str(conf / "config.yaml")).defaults[1]["task"]
+    plain = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "task" and value in registry:
+            task_name = value
+        else:
+            plain.append(override)
+    try:
+        if any("." not in o.partition("=")[0] for o in plain):  # a preset or another group: compose
+            from taskhub.api import compose
+
+            cfg = compose(overrides)
+        else:
+            root = {k: v for k, v in OmegaConf.load(str(conf / "config.yaml")).items() if k not in ("defaults", "hydra")}
+            cfg = OmegaConf.merge(OmegaConf.structured(RunConfig(task=registry.get(task_name).config_cls())), root)
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in plain]))
+    except Exception as err:  # the overrides themselves are wrong: say so in one line
+        _fail(str(err).splitlines()[0])
+    width = max(len(name) for name in registry.names())
+    tasks = [f"  {spec.name:<{width}}  {spec.summary}" for spec in sorted(registry, key=lambda s: s.name)]
+    tasks += [f"  {name:<{width}}  (YAML preset)" for name in sorted(presets - set(registry.names()))]
+    groups = sorted(p.name[: -len(".yaml")] for p in (conf / "sweep").iterdir() if p.name.endswith(".yaml"))
+    print(text.header.rstrip("\n"))
+    print("== Tasks (task=...) ==")
+    print("\n".join(tasks))
+    print(f"\n== Sweep presets (+sweep=...) ==\n  {', '.join(groups)}\n")
+    print("== Config ==\nOverride anything below, e.g. train.num_train_epochs=1 data.limit=100\n")
+    print(OmegaConf.to_yaml(cfg).rstrip("\n"))
+    print()
+    print(text.footer.rstrip("\n"))
+
+
+def main() -> None:
     from taskhub.manager import get_registry
-    from taskhub.sweeps import expand_overrides, register_resolvers
 
     try:
         registry = get_registry()
     except TaskhubError as err:
         _fail(str(err))
+    if _wants_help(sys.argv[1:]):
+        _print_help(sys.argv[1:], registry)
+        sys.exit(0)
+
+    import hydra
+
+    from taskhub.callbacks import last_sweep
+    from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
+    from taskhub.sweeps import expand_overrides, register_resolvers
     try:
         searchpath = plugin_searchpath()
         _check_task_names(sys.argv[1:], registry, task_presets(searchpath))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from taskhub.config import DataConfig
 from taskhub.errors import TaskhubError
@@ -66,6 +67,14 @@ def read_split(task: Task, data: DataConfig, split: str, with_targets: bool, req
     dataset = canonical_view(raw, task, data.columns, path, data.root)
     task.check_columns(dataset.column_names, path, with_targets)
     return Split(split, path, raw, dataset)
+
+
+def iter_rows(dataset: datasets.Dataset, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+    """A dataset's rows as dicts, read a batch of columns at a time: iterating a
+    ``datasets.Dataset`` row by row costs about 0.1 ms per row in Arrow conversions."""
+    for columns in dataset.iter(batch_size=batch_size):
+        names = list(columns)
+        yield from (dict(zip(names, values)) for values in zip(*(columns[n] for n in names)))
 
 
 def load_file(path: str) -> datasets.Dataset:

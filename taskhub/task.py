@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 #: Feature keys starting with this carry side information for :meth:`Task.postprocess`
 #: or :meth:`Task.encode_targets` (offsets, word ids, ...) and never reach the model.
 SIDE_PREFIX = "_"
+#: Default ``predict.max_tokens`` for text on the CPU (see :meth:`Task.default_max_tokens`).
+CPU_TEXT_MAX_TOKENS = 4096
 
 
 class Task(abc.ABC):
@@ -69,7 +71,7 @@ class Task(abc.ABC):
     #: Batches' worth of rows read and preprocessed together at predict time; the rows of
     #: such a chunk are batched by length. Lower it for inputs that are large once
     #: preprocessed (long audio).
-    chunk_batches: ClassVar[int] = 32
+    chunk_batches: ClassVar[int] = 64
     #: The run's ``seed`` (the runner sets it), for randomness at predict time (e.g. sampling).
     seed: int = 42
 
@@ -259,6 +261,8 @@ class Task(abc.ABC):
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if max_tokens is None:
+            max_tokens = self.default_max_tokens()
         engine = (source, batch_size, max_tokens, sort_by_length, on_error == "skip")
         chunk_size = chunk_size or max(self.chunk_batches * batch_size, 8)
         chunk: list[Mapping[str, Any]] = []
@@ -271,6 +275,17 @@ class Task(abc.ABC):
                 chunk = []
         if chunk:
             yield from self._predict_chunk(chunk, start, *engine)
+
+    def default_max_tokens(self) -> int | None:
+        """The padded-position budget per batch when the user sets none.
+
+        On the CPU a batch of a few thousand positions already keeps the matrix units busy,
+        and a budget keeps a chunk's few long texts out of batches of shorter ones (on the
+        benchmark's mixed-length texts, 4,096 was 15% faster than no cap). Accelerators
+        want the biggest batches: no cap. Lengths of other modalities are not tokens."""
+        if self.modality == "text" and self.model.device.type == "cpu":
+            return CPU_TEXT_MAX_TOKENS
+        return None
 
     def _predict_chunk(self, rows, start: int, source: str, batch_size, max_tokens, sort_by_length, skip: bool):
         results: list[dict | RowFailure | None] = [None] * len(rows)

@@ -98,6 +98,22 @@ def test_sorted_batching_gives_the_unsorted_outputs_in_input_order(classifier):
     assert padded < sum(r * w for r, w in batches)
 
 
+def test_text_on_the_cpu_gets_a_default_token_budget(classifier):
+    from taskhub.task import CPU_TEXT_MAX_TOKENS
+
+    task = taskhub.load_task("text_classification", model=classifier, device="cpu")
+    shapes = []
+    forward = task.forward
+    task.forward = lambda inputs: shapes.append(tuple(inputs["input_ids"].shape)) or forward(inputs)
+    long_texts = [{"text": " ".join(["word"] * 500)}] * 40  # 512 tokens each once truncated
+    task.predict(long_texts, batch_size=32)
+    assert max(rows * width for rows, width in shapes) <= CPU_TEXT_MAX_TOKENS
+    assert sum(rows for rows, _ in shapes) == 40
+    shapes.clear()
+    task.predict(long_texts, batch_size=32, max_tokens=10**6)  # an explicit budget wins
+    assert shapes[0][0] == 32 and shapes[0][0] * shapes[0][1] > CPU_TEXT_MAX_TOKENS  # so the default did cap
+
+
 def test_predict_streams_chunks_lazily(classifier):
     task = taskhub.load_task("text_classification", model=classifier, device="cpu")
     consumed = []

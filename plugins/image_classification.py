@@ -26,6 +26,8 @@ class ImageClassification(ClassificationTask):
     path_columns = ("image",)
     # Decoded images are large (3x224x224 floats: 0.6 MB each): few batches at a time.
     chunk_batches = 4
+    # Decoding and resizing run beside the forward pass.
+    overlap_preprocessing = True
     demo_data = "pkg://taskhub_plugins/data/digits"
     # With no model named, a small ResNet is trained from scratch on the digits.
     default_model_config = {

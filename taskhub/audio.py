@@ -240,6 +240,8 @@ class AudioTask:
     path_columns = ("audio",)
     # Recordings are large once decoded: read and preprocess few batches' worth at a time.
     chunk_batches = 4
+    # Decoding, resampling and feature extraction run beside the forward pass.
+    overlap_preprocessing = True
 
     @property
     def feature_extractor(self):

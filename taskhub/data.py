@@ -155,9 +155,16 @@ def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], p
     for column in task.path_columns:
         if column in dataset.column_names:
             dataset = dataset.map(
-                lambda value, index: {column: _resolve_relative(value, folder, root, f"{path}, row {index + 1}, column '{column}'")},
+                lambda values, indices: {
+                    column: [
+                        _resolve_relative(value, folder, root, f"{path}, row {index + 1}, column '{column}'")
+                        for value, index in zip(values, indices)
+                    ]
+                },
                 input_columns=column,
                 with_indices=True,
+                batched=True,
+                batch_size=4096,
                 keep_in_memory=True,
                 load_from_cache_file=False,
             )

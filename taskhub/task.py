@@ -14,6 +14,7 @@ This module imports neither torch nor transformers: plugin discovery and
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -72,6 +73,10 @@ class Task(abc.ABC):
     #: such a chunk are batched by length. Lower it for inputs that are large once
     #: preprocessed (long audio).
     chunk_batches: ClassVar[int] = 64
+    #: Preprocess the next chunk in a thread while this one runs through the model. Pays
+    #: where preprocessing is heavy (decoding images, audio); off for tokenizers, which
+    #: postprocessing and generation also use and which are not safe across threads.
+    overlap_preprocessing: ClassVar[bool] = False
     #: The run's ``seed`` (the runner sets it), for randomness at predict time (e.g. sampling).
     seed: int = 42
 
@@ -257,24 +262,48 @@ class Task(abc.ABC):
         features and ``max_tokens`` padded positions per batch) and put back in order.
         A bad row raises :class:`~taskhub.errors.BadRowError`, or with ``on_error="skip"``
         yields a :class:`~taskhub.errors.RowFailure` in its place. ``first_row`` is the
-        input position of the first record (for row numbers when resuming).
+        input position of the first record (for row numbers when resuming). Tasks with
+        :attr:`overlap_preprocessing` prepare the next chunk while this one runs.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         if max_tokens is None:
             max_tokens = self.default_max_tokens()
         engine = (source, batch_size, max_tokens, sort_by_length, on_error == "skip")
-        chunk_size = chunk_size or max(self.chunk_batches * batch_size, 8)
-        chunk: list[Mapping[str, Any]] = []
-        start = first_row
-        for record in records:
-            chunk.append(record)
-            if len(chunk) == chunk_size:
-                yield from self._predict_chunk(chunk, start, *engine)
-                start += len(chunk)
-                chunk = []
-        if chunk:
-            yield from self._predict_chunk(chunk, start, *engine)
+        chunks = _chunks(records, chunk_size or max(self.chunk_batches * batch_size, 8), first_row)
+
+        def prepare(chunk):
+            return self._prepare_chunk(chunk[1], chunk[0], *engine) if chunk else None
+
+        if not self._overlap():
+            for chunk in chunks:
+                yield from self._run_chunk(prepare(chunk))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The next chunk is read and preprocessed in a worker thread while this one runs
+        # through the model (decoding releases the GIL, and so do torch's kernels).
+        with ThreadPoolExecutor(1, thread_name_prefix="taskhub-preprocess") as pool:
+            pending = pool.submit(lambda: prepare(next(chunks, None)))
+            while (prepared := pending.result()) is not None:
+                pending = pool.submit(lambda: prepare(next(chunks, None)))
+                yield from self._run_chunk(prepared)
+
+    def _overlap(self) -> bool:
+        """Whether preprocessing runs beside the forward pass: for tasks that allow it
+        (:attr:`overlap_preprocessing`), when the model runs on an accelerator or torch
+        leaves a core free (on a busy CPU the two would only take turns)."""
+        if not self.overlap_preprocessing:
+            return False
+        self.processor  # noqa: B018 - loaded here, not by two threads at once
+        if self.model.device.type != "cpu":
+            return True
+        import os
+
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return torch.get_num_threads() < cores
 
     def default_max_tokens(self) -> int | None:
         """The padded-position budget per batch when the user sets none.
@@ -287,7 +316,8 @@ class Task(abc.ABC):
             return CPU_TEXT_MAX_TOKENS
         return None
 
-    def _predict_chunk(self, rows, start: int, source: str, batch_size, max_tokens, sort_by_length, skip: bool):
+    def _prepare_chunk(self, rows, start: int, source: str, batch_size, max_tokens, sort_by_length, skip: bool):
+        """A chunk's rows preprocessed and planned into batches (no model call)."""
         results: list[dict | RowFailure | None] = [None] * len(rows)
         live = []
         for i, row in enumerate(rows):
@@ -302,6 +332,7 @@ class Task(abc.ABC):
                 raise failure
             results[i] = RowFailure(start + i, failure.reason)
         columns = [c for c in self.input_columns + self.optional_columns if any(c in rows[i] for i in live)]
+        batch, features = {}, {}
         while live:  # each bad row found is set aside and the rest preprocessed again
             batch = {c: [rows[i].get(c) for i in live] for c in columns}
             try:
@@ -315,8 +346,13 @@ class Task(abc.ABC):
                 live.remove(bad)
         owned = features_per_row(features, len(live)) if live else []
         lengths = [max((self.feature_length(features, i) for i in indices), default=0) for indices in owned]
-        for group in plan_batches(lengths, [len(o) for o in owned], batch_size, max_tokens, sort=sort_by_length):
-            sub_batch, sub_features = select(batch, features, owned, group)
+        plan = plan_batches(lengths, [len(o) for o in owned], batch_size, max_tokens, sort=sort_by_length) if live else []
+        return _PreparedChunk(results, live, batch, features, owned, plan)
+
+    def _run_chunk(self, chunk: _PreparedChunk) -> list[dict | RowFailure]:
+        results = chunk.results
+        for group in chunk.plan:
+            sub_batch, sub_features = select(chunk.batch, chunk.features, chunk.owned, group)
             inputs = model_inputs(sub_features)
             size = len(next(iter(inputs.values())))
             outputs = self.forward(self.collator([{k: v[i] for k, v in inputs.items()} for i in range(size)]))
@@ -324,7 +360,7 @@ class Task(abc.ABC):
             if len(records) != len(group):
                 raise RuntimeError(f"{type(self).__name__}.postprocess returned {len(records)} records for {len(group)} rows")
             for position, record in zip(group, records):
-                results[live[position]] = record
+                results[chunk.live[position]] = record
         return results
 
     def feature_length(self, features: Mapping[str, list], index: int) -> int:
@@ -345,6 +381,91 @@ class Task(abc.ABC):
         except RowError as err:
             raise BadRowError(source, row_numbers[err.index], err.message) from None
         return features
+
+    # ------------------------------------------------------------------- demo
+    # ``mode=demo`` (:mod:`taskhub.demo`) builds its form and output widget from these,
+    # so a task describes its demo as plain data and never imports gradio.
+
+    #: How the demo shows a prediction: ``"label"`` (label scores as bars), ``"spans"``
+    #: (character spans marked in an input text), ``"text"`` or ``"json"``. None: from
+    #: :attr:`prediction_fields` (``label`` + ``score``: label; ``start`` + ``end``: spans; else json).
+    demo_output: ClassVar[str | None] = None
+
+    @property
+    def demo_kind(self) -> str:
+        """:attr:`demo_output`, or the kind the prediction fields imply."""
+        if self.demo_output is not None:
+            return self.demo_output
+        fields = set(self.prediction_fields)
+        if {"label", "score"} <= fields:
+            return "label"
+        if {"start", "end"} <= fields:
+            return "spans"
+        return "json"
+
+    def demo_inputs(self) -> dict[str, str]:
+        """Input column -> its demo widget: ``"text"``, ``"image"`` or ``"audio"`` (upload or
+        microphone; both reach :meth:`predict` as file paths). Default: every input column,
+        as the task's modality."""
+        kind = self.modality if self.modality in ("image", "audio") else "text"
+        return dict.fromkeys(self.input_columns, kind)
+
+    def demo_example(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A data row -> the demo inputs it gives as an example, or None if it gives none
+        (a value missing). Default: the row's values of :meth:`demo_inputs`."""
+        columns = self.demo_inputs()
+        if any(row.get(column) is None for column in columns):
+            return None
+        return {column: row[column] for column in columns}
+
+    def demo_view(self, record: Mapping[str, Any], prediction: Mapping[str, Any]) -> Any:
+        """What the demo shows for one :meth:`predict` result, by :attr:`demo_kind`:
+
+        * ``label``: ``{label: score}`` from ``label`` / ``score`` (single values or lists);
+        * ``spans``: ``(text, [(start, end, label), ...])``; by default the prediction's
+          ``start`` / ``end`` (single values or lists, best first) index the last demo
+          input (e.g. a question-answering context), labelled with their score;
+        * ``text``: the prediction fields' text, lists one item per paragraph;
+        * ``json``: the prediction as it is.
+        """
+        kind = self.demo_kind
+        if kind == "label":
+            labels, scores = prediction["label"], prediction["score"]
+            if not isinstance(labels, list):
+                labels, scores = [labels], [scores]
+            return {str(label): float(score) for label, score in zip(labels, scores)}
+        if kind == "spans":
+            text = record[list(self.demo_inputs())[-1]]
+            starts, ends, scores = (prediction[f] for f in ("start", "end", "score"))
+            if not isinstance(starts, list):
+                starts, ends, scores = [starts], [ends], [scores]
+            return text, [(start, end, f"{score:.0%}") for start, end, score in zip(starts, ends, scores)]
+        if kind == "text":
+            values = [prediction[field] for field in self.prediction_fields]
+            return "\n\n".join(str(v) for value in values for v in (value if isinstance(value, list) else [value]))
+        return dict(prediction)
+
+
+def _chunks(records: Iterable[Mapping[str, Any]], size: int, start: int) -> Iterator[tuple[int, list]]:
+    """``(input position of the first row, rows)`` for consecutive runs of ``size`` records."""
+    chunk: list[Mapping[str, Any]] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield start, chunk
+            start, chunk = start + size, []
+    if chunk:
+        yield start, chunk
+
+
+@dataclass
+class _PreparedChunk:
+    results: list  # per row: a RowFailure already, or None until predicted
+    live: list[int]  # rows that preprocessed, in order
+    batch: dict[str, list]  # their raw columns
+    features: dict[str, list]
+    owned: list[list[int]]  # per live row: its features
+    plan: list[list[int]]  # batches of live rows
 
 
 def model_inputs(features: Mapping[str, list]) -> dict[str, list]:

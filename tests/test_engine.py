@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from conftest import read_jsonl, write_jsonl
 
 import taskhub
 from taskhub.batching import features_per_row, plan_batches, select
+from taskhub.errors import BadRowError, RowFailure
+from taskhub.manager import get_registry
 from taskhub.testing import save_tiny_text_model
 
 
@@ -158,3 +161,62 @@ def test_speed_modes_keep_most_labels(classifier, mode):
 def test_unknown_speed_mode_is_an_error(classifier):
     with pytest.raises(taskhub.TaskhubError, match="'int4' is not a valid Quantization"):
         taskhub.load_task("text_classification", model=classifier, quantize="int4")
+
+
+# -------------------------------------------------- preprocessing beside the forward pass
+@pytest.fixture(scope="module")
+def image_classifier(tmp_path_factory):
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    path = tmp_path_factory.mktemp("tiny_resnet")
+    torch.manual_seed(0)
+    labels = {i: str(i) for i in range(10)}
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", id2label=labels,
+                          label2id={v: k for k, v in labels.items()})  # fmt: skip
+    ResNetForImageClassification(config).save_pretrained(path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return str(path)
+
+
+def digit_images(n: int) -> list[dict]:
+    folder = Path(__file__).parent.parent / "plugins" / "data" / "digits" / "images"
+    return [{"image": str(path)} for path in sorted(folder.glob("*.png"))[:n]]
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_overlapped_preprocessing_gives_the_same_predictions_and_errors(image_classifier, tmp_path, on_error, monkeypatch):
+    task = taskhub.load_task("image_classification", model=image_classifier, device="cpu")
+    assert task.overlap_preprocessing
+    records = digit_images(40)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    records[29] = {"image": str(tmp_path / "bad.png")}  # in the fourth chunk, prepared in the worker thread
+    engine = {"batch_size": 4, "chunk_size": 8, "on_error": on_error}
+    results = {}
+    for overlap in (False, True):
+        monkeypatch.setattr(type(task), "_overlap", lambda self, on=overlap: on)
+        if on_error == "raise":
+            with pytest.raises(BadRowError, match="row 30: cannot read image .*bad.png"):
+                list(task.predict_iter(records, **engine))
+            results[overlap] = task.predict(records[:29], **engine)
+        else:
+            results[overlap] = list(task.predict_iter(records, **engine))
+            assert isinstance(results[overlap][29], RowFailure) and results[overlap][29].row == 29
+    assert [r if isinstance(r, RowFailure) else r["label"] for r in results[True]] == [
+        r if isinstance(r, RowFailure) else r["label"] for r in results[False]
+    ]
+    plain = [r for r in results[True] if not isinstance(r, RowFailure)]
+    reference = [r for r in results[False] if not isinstance(r, RowFailure)]
+    assert [r["score"] for r in plain] == pytest.approx([r["score"] for r in reference], abs=1e-6)
+
+
+def test_overlap_follows_the_free_cores(image_classifier, monkeypatch):
+    import torch
+
+    task = taskhub.load_task("image_classification", model=image_classifier, device="cpu")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert task._overlap()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not task._overlap()  # torch already uses every core
+    assert not get_registry().get("text_classification").task_cls.overlap_preprocessing  # tokenizers: not across threads

@@ -225,6 +225,16 @@ class FillMask(Task):
             records.append({"predictions": per_mask[0] if single else per_mask})
         return records
 
+    # ------------------------------------------------------------------- demo
+    demo_output = "label"
+
+    def demo_view(self, record, prediction):
+        """Candidates as bars: the filled-in text for one mask; ``mask <n>: <token>`` for several."""
+        candidates = prediction["predictions"]
+        if candidates and isinstance(candidates[0], list):
+            return {f"mask {n}: {c['token_str']}": c["score"] for n, mask in enumerate(candidates, start=1) for c in mask}
+        return {c["sequence"]: c["score"] for c in candidates}
+
 
 _CLASSES: dict[str, type] = {}
 

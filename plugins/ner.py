@@ -115,6 +115,22 @@ class NamedEntityRecognition(Task):
                 f"(columns found: {', '.join(found) or 'none'}; map yours with data.columns.<name>=<your column>)"
             )
 
+    # ---------------------------------------------------------------- demo
+    demo_output = "spans"
+
+    def demo_inputs(self) -> dict[str, str]:
+        return {"text": "text"}
+
+    def demo_example(self, row):
+        """Raw text, or a CoNLL row's words joined as :meth:`postprocess` joins them."""
+        if row.get("text") is not None:
+            return {"text": row["text"]}
+        return {"text": WORD_DELIMITER.join(row["tokens"])} if row.get("tokens") else None
+
+    def demo_view(self, record, prediction):
+        spans = [(e["start"], e["end"], e.get("entity_group", e.get("entity"))) for e in prediction["entities"]]
+        return record["text"], spans
+
     # -------------------------------------------------------------- labels
     def tag_name(self, tag) -> str | None:
         """A tag as its string: strings as they are, integer ids through ``task.tag_names``."""

@@ -19,6 +19,7 @@ class Mode(str, Enum):
     evaluate = "evaluate"
     predict = "predict"
     report = "report"  # print / re-render the results table of an existing sweep dir
+    demo = "demo"  # serve a Gradio app over the model (taskhub[demo]); blocks until Ctrl-C
 
 
 class Device(str, Enum):
@@ -156,6 +157,20 @@ class ReportConfig:
 
 
 @dataclass
+class DemoConfig:
+    # mode=demo: the address the app listens on. 127.0.0.1 serves this machine only;
+    # 0.0.0.0 serves every network interface.
+    host: str = "127.0.0.1"
+    # null: the first free port from 7860.
+    port: Optional[int] = None
+    # Also serve through a temporary public gradio.live link (needs internet).
+    share: bool = False
+    # Example inputs shown under the form: the first rows of data.predict, else
+    # data.test, else data.validation, else the task's bundled demo data.
+    examples: int = 5
+
+
+@dataclass
 class RunConfig:
     """The root config: one run of one task in one mode."""
 
@@ -181,6 +196,7 @@ class RunConfig:
     # when a sweep is re-run; null disables reuse.
     results_cache: Optional[str] = None
     report: ReportConfig = field(default_factory=ReportConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 def register_configs(registry) -> None:

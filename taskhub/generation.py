@@ -117,6 +117,7 @@ class GenerationTask(Task):
     encoder_decoder: ClassVar[bool] = False
     #: The prediction field that holds the generated text.
     text_field: ClassVar[str]
+    demo_output = "text"
 
     def __init__(self, config=None, model=None, device: str = "auto"):
         super().__init__(config, model, device)

@@ -47,6 +47,13 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     spec = get_registry().get(run.task.name)
     task = spec.task_cls(run.task, run.model, device=run.device.value)
     task.seed = run.seed
+    if run.mode.value == "demo":  # serves until Ctrl-C; writes no run outputs
+        from taskhub.demo import serve
+
+        try:
+            return serve(task, run)
+        finally:
+            release(task)
     _seed_everything(run.seed)
     run_dir = Path(run_dir)
     try:

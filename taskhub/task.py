@@ -388,7 +388,8 @@ class Task(abc.ABC):
 
     #: How the demo shows a prediction: ``"label"`` (label scores as bars), ``"spans"``
     #: (character spans marked in an input text), ``"text"`` or ``"json"``. None: from
-    #: :attr:`prediction_fields` (``label`` + ``score``: label; ``start`` + ``end``: spans; else json).
+    #: :attr:`prediction_fields` (``label`` + ``score``: label; ``start`` + ``end`` + ``score``:
+    #: spans; else json).
     demo_output: ClassVar[str | None] = None
 
     @property
@@ -399,7 +400,7 @@ class Task(abc.ABC):
         fields = set(self.prediction_fields)
         if {"label", "score"} <= fields:
             return "label"
-        if {"start", "end"} <= fields:
+        if {"start", "end", "score"} <= fields:
             return "spans"
         return "json"
 

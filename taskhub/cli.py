@@ -158,7 +158,11 @@ def main() -> None:
     except TaskhubError as err:
         _fail(str(err))
     if _wants_help(sys.argv[1:]):
-        _print_help(sys.argv[1:], registry)
+        try:
+            _print_help(sys.argv[1:], registry)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `taskhub --help | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
 
     import hydra

@@ -248,9 +248,9 @@ def normalize_overrides(overrides, registry) -> list[str]:
 
 def plugin_searchpath() -> list[str]:
     """Config folders plugins contribute through ``taskhub_config_searchpath``."""
-    from taskhub.manager import get_plugin_manager
+    from taskhub.manager import call_hook
 
-    return [p for paths in get_plugin_manager().hook.taskhub_config_searchpath() for p in (paths or [])]
+    return [p for paths in call_hook("taskhub_config_searchpath") for p in paths]
 
 
 def searchpath_overrides(paths: list[str]) -> list[str]:

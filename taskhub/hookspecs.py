@@ -28,7 +28,8 @@ def taskhub_register_tasks() -> list[TaskSpec]:
     Each returned :class:`~taskhub.registry.TaskSpec` becomes a registry entry and
     an option ``task=<name>`` of the Hydra config group ``task``, with the spec's
     config dataclass as its schema. Must not import torch or transformers:
-    ``taskhub --help`` calls it.
+    ``taskhub --help`` calls it. If it raises or returns unusable specs, the plugin is
+    reported once on stderr and skipped; the other plugins' tasks stay available.
 
     :return: the plugin's task specs (an empty list is fine).
     """

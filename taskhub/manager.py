@@ -66,8 +66,10 @@ def _build_plugin_manager() -> pluggy.PluginManager:
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     allowed = os.environ.get("TASKHUB_PLUGINS")
-    allow = {name.strip() for name in allowed.split(",")} if allowed else None
+    allow = {name.strip() for name in allowed.split(",") if name.strip()} if allowed else None
+    found: set[str] = set()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.add(ep.name)
         if allow is not None and ep.name not in allow:
             continue
         dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
@@ -77,6 +79,8 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             )
         _register_module(pm, ep.name, ep.load, f"'{ep.name}' (distribution {dist})")
         plugin_providers[ep.name] = f"{ep.name} (distribution {dist})"
+    for name in sorted((allow or set()) - found):
+        report_plugin_error(f"TASKHUB_PLUGINS names '{name}', but no installed distribution has a taskhub entry point of that name")
 
 
 def provider_of(plugin_name: str) -> str:
@@ -88,11 +92,32 @@ def _register_module(pm: pluggy.PluginManager, name: str, load, description: str
     try:
         plugin = load()
     except Exception as exc:  # a broken plugin must not take the other tasks down
-        message = f"plugin {description} failed to load: {type(exc).__name__}: {exc}"
-        plugin_load_errors.append(message)
-        print(f"taskhub: warning: {message}", file=sys.stderr)
+        report_plugin_error(f"plugin {description} failed to load: {type(exc).__name__}: {exc}")
         return
     pm.register(plugin, name=name)
+
+
+def report_plugin_error(message: str) -> None:
+    """Warn once (on stderr) about a broken plugin; it is skipped, the others keep working."""
+    if message in plugin_load_errors:
+        return
+    plugin_load_errors.append(message)
+    print(f"taskhub: warning: {message}", file=sys.stderr)
+
+
+def call_hook(name: str, **kwargs) -> list:
+    """Call a hook's implementations one by one, as pluggy would (last registered first),
+    leaving out the results of any that raise: the plugin is reported, not fatal."""
+    results = []
+    for impl in reversed(getattr(get_plugin_manager().hook, name).get_hookimpls()):
+        try:
+            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+        except Exception as exc:  # noqa: BLE001 - any failure of a plugin's code
+            report_plugin_error(f"plugin {provider_of(impl.plugin_name)}: {name} failed: {type(exc).__name__}: {exc}")
+            continue
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def get_registry():

@@ -47,13 +47,7 @@ class TaskRegistry:
         self._tasks: dict[str, RegisteredTask] = {}
 
     def add(self, spec: TaskSpec, provider: str) -> None:
-        from taskhub.config import TaskConfig
-        from taskhub.task import Task
-
-        if not (isinstance(spec.task_cls, type) and issubclass(spec.task_cls, Task)):
-            raise TaskhubError(f"plugin {provider}: task '{spec.name}' task_cls must subclass taskhub.Task")
-        if not (isinstance(spec.config_cls, type) and issubclass(spec.config_cls, TaskConfig)):
-            raise TaskhubError(f"plugin {provider}: task '{spec.name}' config_cls must subclass taskhub.TaskConfig")
+        check_spec(spec, provider)
         if spec.name in self._tasks:
             other = self._tasks[spec.name].provider
             raise TaskhubError(f"task '{spec.name}' is registered twice: by {other} and by {provider}")
@@ -84,14 +78,49 @@ class TaskRegistry:
 
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager) -> TaskRegistry:
-        from taskhub.manager import provider_of
+        from taskhub.manager import provider_of, report_plugin_error
 
         registry = cls()
         for impl in pm.hook.taskhub_register_tasks.get_hookimpls():
             provider = provider_of(impl.plugin_name)
-            for spec in impl.function() or []:
-                if not isinstance(spec, TaskSpec):
-                    raise TaskhubError(f"plugin {provider}: taskhub_register_tasks must return TaskSpec objects")
+            # A plugin whose hook raises or returns something unusable is reported and
+            # skipped: a broken plugin must not take the other tasks down. Two plugins
+            # claiming one task name stays an error (which one the user meant is unknown).
+            try:
+                specs = list(impl.function() or [])
+                for spec in specs:
+                    check_spec(spec, provider)
+            except Exception as exc:  # noqa: BLE001 - any failure of third-party code
+                detail = str(exc) if isinstance(exc, TaskhubError) else f"taskhub_register_tasks failed: {type(exc).__name__}: {exc}"
+                report_plugin_error(detail if detail.startswith("plugin ") else f"plugin {provider}: {detail}")
+                continue
+            for spec in specs:
                 registry.add(spec, provider)
         return registry
 
+
+def check_spec(spec: object, provider: str) -> None:
+    """A one-line error when a plugin's task spec cannot work (checked before registering)."""
+    from omegaconf import OmegaConf
+
+    from taskhub.config import TaskConfig
+    from taskhub.task import Task
+
+    if not isinstance(spec, TaskSpec):
+        raise TaskhubError(f"plugin {provider}: taskhub_register_tasks must return TaskSpec objects, got {type(spec).__name__}")
+    if not (isinstance(spec.task_cls, type) and issubclass(spec.task_cls, Task)):
+        raise TaskhubError(f"plugin {provider}: task '{spec.name}' task_cls must subclass taskhub.Task")
+    if not (isinstance(spec.config_cls, type) and issubclass(spec.config_cls, TaskConfig)):
+        raise TaskhubError(f"plugin {provider}: task '{spec.name}' config_cls must subclass taskhub.TaskConfig")
+    if spec.config_cls in _structured_ok:
+        return
+    try:
+        OmegaConf.structured(spec.config_cls)  # what Hydra's ConfigStore will do with it
+    except Exception as exc:  # noqa: BLE001
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise TaskhubError(f"plugin {provider}: task '{spec.name}' config_cls is not a valid structured config: {detail}") from None
+    _structured_ok.add(spec.config_cls)
+
+
+#: Config classes already checked (the registry is rebuilt several times per run).
+_structured_ok: set[type] = set()

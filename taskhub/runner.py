@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split
 from taskhub.errors import BadRowError, RowFailure, TaskhubError
-from taskhub.manager import get_plugin_manager, get_registry
+from taskhub.manager import call_hook, get_plugin_manager, get_registry
 from taskhub.model_card import render_model_card
 from taskhub.task import model_inputs
 
@@ -105,7 +105,7 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     outputs["metrics"] = str(run_dir / "metrics.json")
     _report(result)
-    get_plugin_manager().hook.taskhub_run_end(task=task, cfg=cfg, result=result)
+    call_hook("taskhub_run_end", task=task, cfg=cfg, result=result)
     return result
 
 
@@ -146,7 +146,24 @@ def evaluation_key(cfg: DictConfig, task: Task, run: RunConfig) -> str | None:
         model_dir = model_source(task).name_or_path
     except TaskhubError:
         return None
+    settings["media"] = media_stamps(task, run)
     return job_key(json.dumps(settings, sort_keys=True, default=str), model_dir, [resolve_path(data_file)])
+
+
+def media_stamps(task: Task, run: RunConfig) -> list[str]:
+    """Path, size and modification time of each file the test split points to (images,
+    audio): a file replaced in place must not be served a cached result."""
+    if not task.path_columns:
+        return []
+    split = read_split(task, run.data, "test", with_targets=False)
+    stamps = []
+    for column in task.path_columns:
+        if column in split.dataset.column_names:
+            for value in split.dataset[column]:
+                if isinstance(value, str) and os.path.isfile(value):
+                    stat = os.stat(value)
+                    stamps.append(f"{value}:{stat.st_size}:{stat.st_mtime_ns}")
+    return stamps
 
 
 def _reusable_result(key: str | None, run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
@@ -228,7 +245,7 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
     validation_set = encode(task, validation) if validation is not None else None
 
     args = training_arguments(task, run, run_dir, has_validation=validation is not None)
-    callbacks = [cb for cbs in get_plugin_manager().hook.taskhub_trainer_callbacks(task=task, cfg=run) for cb in cbs]
+    callbacks = [cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs]
     trainer = make_trainer(task, args, train_set, validation_set, callbacks)
     metrics: dict[str, Any] = {}
     before = run.evaluate_before_training
@@ -275,7 +292,9 @@ def resume_checkpoint(run: RunConfig, checkpoints: str) -> str | None:
 #: Encoded splits kept in memory, so jobs of one sweep process reuse tokenized data.
 _encoded: OrderedDict[str, Any] = OrderedDict()
 ENCODED_SPLITS_KEPT = 4
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
+#: Checkpoint files that cannot change how data is encoded: weights, optimizer and
+#: trainer state, the model card.
+NOT_ENCODING_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", "trainer_state.json", "training_args.json", "README.md")
 
 
 def encode(task: Task, split) -> Any:
@@ -312,9 +331,9 @@ def _encoding_key(task: Task, split) -> str | None:
         file_digest(resolve_path(split.path)),
         str(len(split.dataset)),
         ",".join(split.dataset.column_names),
-        folder_digest(source.name_or_path, exclude_suffixes=WEIGHT_SUFFIXES),
+        folder_digest(source.name_or_path, exclude_suffixes=NOT_ENCODING_FILES),
         json.dumps(source.processor, sort_keys=True, default=str),
-        task.model.config.to_json_string(use_diff=False),
+        json.dumps({k: v for k, v in task.model.config.to_dict().items() if k != "_name_or_path"}, sort_keys=True, default=str),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -352,22 +371,22 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
         metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
         metrics.pop("epoch", None)
     metrics.update(task.derived_metrics(metrics, prefix))
-    hook = get_plugin_manager().hook.taskhub_metrics
-    if hook.get_hookimpls():
+    if get_plugin_manager().hook.taskhub_metrics.get_hookimpls():
         if not task.evaluate_by_prediction:
             predictions = list(task.predict_iter(iter_rows(split.dataset), source=split.path, **engine_options(run)))
-        for extra in hook(task=task, split=prefix, predictions=predictions, references=split.dataset):
-            metrics.update({f"{prefix}_{k}": v for k, v in (extra or {}).items()})
+        for extra in call_hook("taskhub_metrics", task=task, split=prefix, predictions=predictions, references=split.dataset):
+            metrics.update({f"{prefix}_{k}": v for k, v in extra.items()})
     return metrics
 
 
-def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation: bool):
+def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation: bool, training: bool = True):
     from transformers import TrainingArguments
 
     from taskhub.modeling import resolve_device
 
     values = {
-        "output_dir": str(run_dir / "checkpoints"),
+        # Evaluation saves nothing: no empty checkpoints/ folder in its run dir.
+        "output_dir": str(run_dir / "checkpoints" if training else run_dir),
         "report_to": "none",
         "seed": run.seed,
         "eval_strategy": "epoch" if has_validation else "no",
@@ -414,7 +433,7 @@ def _evaluate(task: Task, run: RunConfig, run_dir: Path):
         test = without_bad_rows(task, test, errors)
     elif task.evaluate_by_prediction:  # references are never preprocessed there: check them first
         without_bad_rows(task, test, None)
-    trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False), None, None)
+    trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False, training=False), None, None)
     log.info("evaluating %s on %d rows (%s)", task.name, len(test.dataset), test.path)
     metrics = evaluate_split(task, trainer, test, run)
     outputs = {}

@@ -106,13 +106,30 @@ def expand_values(value: str) -> str:
 
 
 def register_resolvers() -> None:
-    """``${glob:<pattern>}`` and ``${lines:<file>}`` for sweep configs (``hydra.sweeper.params``)."""
+    """``${glob:<pattern>}`` and ``${lines:<file>}`` for sweep configs (``hydra.sweeper.params``),
+    and ``${per_task:${task.name},{<task>: <value>, ...}}`` for per-task values (e.g. data)."""
     from omegaconf import OmegaConf
 
     for name in ("glob", "lines"):
         if not OmegaConf.has_resolver(name):
             prefix = "glob:" if name == "glob" else "file:"
             OmegaConf.register_new_resolver(name, lambda value, prefix=prefix: expand_values(prefix + str(value)))
+    if not OmegaConf.has_resolver("per_task"):
+        OmegaConf.register_new_resolver("per_task", per_task)
+
+
+def per_task(task_name: str, values: Any = None) -> Any:
+    """The value listed for this job's task; None (the task's default, e.g. its bundled
+    test split) for a task not listed. In a sweep config::
+
+        data:
+          test: "${per_task:${task.name},{text_classification: reviews.jsonl, ner: ner_test.jsonl}}"
+    """
+    from omegaconf import DictConfig
+
+    if not isinstance(values, (dict, DictConfig)):
+        raise TaskhubError(f"per_task: expected a mapping of task name to value, got {values!r}")
+    return values.get(str(task_name))
 
 
 def expand_overrides(overrides: list[str]) -> list[str]:

@@ -103,3 +103,41 @@ def test_a_plugin_contributes_metrics_to_any_evaluation(tmp_path):
     metrics = result["metrics"]
     assert metrics["test_rows_seen"] == 3
     assert metrics["test_agreement"] == pytest.approx(metrics["test_accuracy"])  # same predictions, two routes
+
+
+class BrokenHooks:
+    @hookimpl
+    def taskhub_metrics(self, task, split, predictions, references):
+        raise ValueError("metric exploded")
+
+    @hookimpl
+    def taskhub_run_end(self, task, result):
+        raise RuntimeError("notifier down")
+
+    @hookimpl
+    def taskhub_config_searchpath(self):
+        raise OSError("no such folder")
+
+
+def test_a_plugin_whose_hooks_raise_is_reported_and_the_run_finishes(tmp_path, capsys):
+    from conftest import write_jsonl
+
+    from taskhub.testing import save_tiny_text_model
+
+    save_tiny_text_model(tmp_path / "tiny", id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
+    data = write_jsonl(tmp_path / "test.jsonl", [{"text": "soup", "label": "food"}, {"text": "a car", "label": "not_food"}])
+    pm = get_plugin_manager()
+    pm.register(CountingMetrics(), name="counting_metrics")
+    pm.register(BrokenHooks(), name="broken_hooks")
+    try:
+        result = taskhub.run(
+            ["mode=evaluate", f"model.name_or_path={tmp_path / 'tiny'}", f"data.test={data}", "results_cache=null"], run_dir=tmp_path / "run"
+        )
+    finally:
+        pm.unregister(name="broken_hooks")
+        pm.unregister(name="counting_metrics")
+    assert result["status"] == "ok" and result["metrics"]["test_rows_seen"] == 2  # the working plugin still counts
+    err = capsys.readouterr().err
+    for failure in ("taskhub_metrics failed: ValueError: metric exploded", "taskhub_run_end failed: RuntimeError: notifier down",
+                    "taskhub_config_searchpath failed: OSError: no such folder"):  # fmt: skip
+        assert f"plugin broken_hooks: {failure}" in err

@@ -191,3 +191,74 @@ def test_allow_list_loads_only_the_named_entry_points(tmp_path):
     proc = subprocess.run([TASKHUB, "--help"], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert proc.returncode == 0 and "review_stars" in proc.stdout
     assert "taskhub-broken" not in proc.stderr  # not on the allow-list: never imported
+
+    env["TASKHUB_PLUGINS"] = "taskhub_reviews,taskhub_typo"
+    proc = subprocess.run([TASKHUB, "--help"], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert proc.returncode == 0 and "review_stars" in proc.stdout
+    assert "TASKHUB_PLUGINS names 'taskhub_typo'" in proc.stderr  # a typo in the allow-list is not silent
+
+
+def test_disabling_autoload_loads_no_entry_point_plugins(tmp_path):
+    _make_distribution(tmp_path, "taskhub-reviews", "taskhub_reviews", EXTERNAL_PLUGIN)
+    _make_distribution(tmp_path, "taskhub-broken", "taskhub_broken", "import not_a_module_anywhere\n")
+    import os
+
+    env = {"PYTHONPATH": str(tmp_path), "TASKHUB_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc = subprocess.run([TASKHUB, "--help"], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "review_stars" not in proc.stdout and "text_classification" in proc.stdout  # built-ins only
+    assert "taskhub-broken" not in proc.stderr  # never imported
+
+
+@dataclass
+class UnstructurableConfig(TaskConfig):
+    name: str = "unstructurable"
+    callback: object = print  # not a type a structured config can hold
+
+
+class RaisingPlugin:
+    @hookimpl
+    def taskhub_register_tasks(self):
+        raise RuntimeError("cannot reach the license server")
+
+
+class NotASpecPlugin:
+    @hookimpl
+    def taskhub_register_tasks(self):
+        return [("echo_sentiment", EchoSentiment, EchoConfig)]
+
+
+class NotATaskPlugin:
+    @hookimpl
+    def taskhub_register_tasks(self):
+        return [TaskSpec("not_a_task", dict, EchoConfig)]
+
+
+class BadConfigPlugin:
+    @hookimpl
+    def taskhub_register_tasks(self):
+        return [TaskSpec("unstructurable", EchoSentiment, UnstructurableConfig)]
+
+
+@pytest.mark.parametrize(
+    "plugin, fragment",
+    [
+        (RaisingPlugin(), "taskhub_register_tasks failed: RuntimeError: cannot reach the license server"),
+        (NotASpecPlugin(), "taskhub_register_tasks must return TaskSpec objects, got tuple"),
+        (NotATaskPlugin(), "task 'not_a_task' task_cls must subclass taskhub.Task"),
+        (BadConfigPlugin(), "task 'unstructurable' config_cls is not a valid structured config"),
+    ],
+)
+def test_a_plugin_whose_registration_fails_is_skipped_with_a_warning(registered, capsys, plugin, fragment):
+    from taskhub import manager
+
+    name = f"broken_{type(plugin).__name__}"
+    registered(plugin, name)
+    registry = get_registry()  # no exception: the broken plugin must not take the other tasks down
+    assert "text_classification" in registry and "not_a_task" not in registry and "unstructurable" not in registry
+    assert taskhub.compose(["task=text_classification"]).task.name == "text_classification"
+    warning = f"taskhub: warning: plugin {name}: {fragment}"
+    assert warning in capsys.readouterr().err
+    get_registry()
+    assert warning not in capsys.readouterr().err  # reported once per process
+    manager.plugin_load_errors[:] = [e for e in manager.plugin_load_errors if name not in e]

@@ -94,6 +94,36 @@ def columns_index(markdown: str, column: str) -> int:
     return header.split("|").index(f" {column} ")
 
 
+CRASHING_PLUGIN = """
+import os
+from taskhub import hookimpl
+
+@hookimpl
+def taskhub_run_end(result):
+    if result.get("job") == 1:
+        os._exit(137)  # the sweep process dies in its second job, as under the OOM killer
+"""
+
+
+def test_a_crash_mid_sweep_leaves_the_table_of_the_finished_jobs(checkpoints, tmp_path):
+    site = tmp_path / "site"
+    info = site / "taskhub_crash-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "taskhub_crash.py").write_text(CRASHING_PLUGIN)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: taskhub-crash\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[taskhub]\ntaskhub_crash = taskhub_crash\n")
+    models = ",".join(str(checkpoints / f"checkpoint-{i}") for i in (1, 2, 3))
+    proc = run_cli(
+        "-m", "mode=evaluate", "task=text_classification", f"model.name_or_path={models}", "data.limit=8",
+        f"hydra.sweep.dir={tmp_path / 's'}", "results_cache=null", check=False,
+        env={"PYTHONPATH": str(site), "TASKHUB_DISABLE_PLUGIN_AUTOLOAD": "", "TASKHUB_PLUGINS": "taskhub_crash"},
+    )
+    assert proc.returncode == 137
+    rows = table(tmp_path / "s")  # written as job 0 ended, before the crash
+    assert [(r["job"], r["status"], r["model"]) for r in rows] == [(0, "ok", str(checkpoints / "checkpoint-1"))]
+    assert "test_accuracy" in (tmp_path / "s" / "results.md").read_text()
+
+
 def test_fail_fast_stops_at_the_first_failure(checkpoints, tmp_path):
     broken, good = checkpoints / "checkpoint-broken", checkpoints / "checkpoint-1"
     proc = sweep(tmp_path / "s", f"model.name_or_path={broken},{good}", "fail_fast=true", check=False)
@@ -101,14 +131,34 @@ def test_fail_fast_stops_at_the_first_failure(checkpoints, tmp_path):
     assert [r["status"] for r in table(tmp_path / "s")] == ["failed"]
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_processes(checkpoints, tmp_path):
-    models = ",".join(str(checkpoints / f"checkpoint-{i}") for i in (1, 3))
-    run_cli(
-        "-m", "mode=evaluate", "task=text_classification", f"model.name_or_path={models}", "data.limit=8",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}", "results_cache=null",
+def test_joblib_launcher_runs_a_user_sweep_config_with_per_task_data(checkpoints, tmp_path):
+    """Jobs in parallel worker processes, from a sweep config of the user's own (--config-dir)
+    that gives text_classification its own test file and leaves qa on its bundled split."""
+    from conftest import FOOD
+
+    food = tmp_path / "food.jsonl"
+    food.write_text("".join((FOOD / "test.jsonl").read_text().splitlines(keepends=True)[:5]))
+    (tmp_path / "conf" / "sweep").mkdir(parents=True)
+    (tmp_path / "conf" / "sweep" / "mine.yaml").write_text(
+        "# @package _global_\n"
+        "mode: evaluate\n"
+        "data:\n"
+        f'  test: "${{per_task:${{task.name}},{{text_classification: {food}}}}}"\n'
+        "hydra:\n"
+        "  sweeper:\n"
+        "    params:\n"
+        "      task: text_classification,qa\n"
+        f"      model.name_or_path: ${{glob:{checkpoints}/checkpoint-1}}\n"
     )
-    rows = table(tmp_path)
-    assert [r["status"] for r in rows] == ["ok", "ok"] and {r["job"] for r in rows} == {0, 1}
+    run_cli(
+        "-m", "--config-dir", str(tmp_path / "conf"), "+sweep=mine", "data.limit=8",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 's'}", "results_cache=null",
+    )
+    rows = table(tmp_path / "s")
+    assert sorted((r["job"], r["task"], r["status"]) for r in rows) == [(0, "text_classification", "ok"), (1, "qa", "ok")]
+    logs = {r["task"]: (tmp_path / "s" / str(r["job"]) / "taskhub.log").read_text() for r in rows}
+    assert f"evaluating text_classification on 5 rows ({food})" in logs["text_classification"]
+    assert "evaluating qa on 8 rows" in logs["qa"] and "qa_demo/test.jsonl" in logs["qa"]
 
 
 def test_glob_and_file_lists(tmp_path):
@@ -152,3 +202,61 @@ def test_sweep_config_lists_checkpoints_with_a_glob(tmp_path, monkeypatch):
     assert cfg.hydra.sweeper.params["model.name_or_path"] == ",".join(
         f"outputs/text_classification/{run}/model" for run in ("2026-01-01_10-00-00", "2026-01-02_10-00-00")
     )
+
+
+def test_jobs_in_one_process_reuse_the_tokenized_split(checkpoints, tmp_path, monkeypatch):
+    """checkpoint-* folders of one training run share a tokenizer: a sweep process tokenizes
+    the test split once (issue 6: tokenized data reused per tokenizer)."""
+    import shutil
+
+    import taskhub
+    from taskhub import runner
+
+    for step, source in ((10, "checkpoint-1"), (20, "checkpoint-3")):
+        shutil.copytree(checkpoints / source, tmp_path / f"checkpoint-{step}")
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    calls = []
+    encode = runner._encode
+    monkeypatch.setattr(runner, "_encode", lambda task, split: calls.append(split.name) or encode(task, split))
+    monkeypatch.setattr(runner, "_encoded", type(runner._encoded)())
+    results = [
+        taskhub.run(["mode=evaluate", f"model.name_or_path={tmp_path / name}", "data.limit=8", "results_cache=null"], run_dir=tmp_path / "runs" / name)
+        for name in ("checkpoint-10", "checkpoint-20")
+    ]
+    assert results[0]["metrics"]["test_loss"] != results[1]["metrics"]["test_loss"]  # each job ran its own weights
+    assert calls == ["test"]
+
+
+def test_an_image_replaced_in_place_is_evaluated_again(tmp_path):
+    """The cache key covers the files a data file points to, not only the data file."""
+    import shutil
+    from pathlib import Path
+
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    import taskhub
+
+    torch.manual_seed(0)
+    labels = {i: str(i) for i in range(10)}
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", id2label=labels,
+                          label2id={v: k for k, v in labels.items()})  # fmt: skip
+    ResNetForImageClassification(config).save_pretrained(tmp_path / "model")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "model")
+    digits = Path(__file__).parent.parent / "plugins" / "data" / "digits"
+    rows = [json.loads(line) for line in (digits / "test.jsonl").read_text().splitlines()[:6]]
+    for row in rows:
+        shutil.copy(digits / row["image"], tmp_path / Path(row["image"]).name)
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps({**r, "image": Path(r["image"]).name}) + "\n" for r in rows))
+
+    def evaluate(name):
+        overrides = ["task=image_classification", "mode=evaluate", f"model.name_or_path={tmp_path / 'model'}",
+                     f"data.test={tmp_path / 'test.jsonl'}", f"results_cache={tmp_path / 'cache'}", "device=cpu"]  # fmt: skip
+        return taskhub.run(overrides, run_dir=tmp_path / name)
+
+    assert evaluate("first")["status"] == "ok"
+    assert evaluate("again")["status"] == "cached"
+    first = tmp_path / Path(rows[0]["image"]).name
+    first.write_bytes((tmp_path / Path(rows[1]["image"]).name).read_bytes())  # same data file, new pixels
+    assert evaluate("replaced")["status"] == "ok"
+    assert not (tmp_path / "first" / "checkpoints").exists()  # evaluation leaves no empty checkpoints folder

@@ -85,7 +85,8 @@ class CountingMetrics:
         return {"agreement": sum(p["label"] == l for p, l in zip(predictions, labels)) / len(labels), "rows_seen": len(predictions)}
 
 
-def test_a_plugin_contributes_metrics_to_any_evaluation(tmp_path):
+def evaluate_tiny_classifier_with(tmp_path, **plugins) -> dict:
+    """``mode=evaluate`` of a tiny food/not_food classifier on 3 rows, with these plugins registered."""
     from conftest import write_jsonl
 
     from taskhub.testing import save_tiny_text_model
@@ -93,14 +94,19 @@ def test_a_plugin_contributes_metrics_to_any_evaluation(tmp_path):
     save_tiny_text_model(tmp_path / "tiny", id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
     data = write_jsonl(tmp_path / "test.jsonl", [{"text": "soup", "label": "food"}, {"text": "a car", "label": "not_food"}, {"text": "rice", "label": "food"}])
     pm = get_plugin_manager()
-    pm.register(CountingMetrics(), name="counting_metrics")
+    for name, plugin in plugins.items():
+        pm.register(plugin, name=name)
     try:
-        result = taskhub.run(
+        return taskhub.run(
             ["mode=evaluate", f"model.name_or_path={tmp_path / 'tiny'}", f"data.test={data}", "results_cache=null"], run_dir=tmp_path / "run"
         )
     finally:
-        pm.unregister(name="counting_metrics")
-    metrics = result["metrics"]
+        for name in plugins:
+            pm.unregister(name=name)
+
+
+def test_a_plugin_contributes_metrics_to_any_evaluation(tmp_path):
+    metrics = evaluate_tiny_classifier_with(tmp_path, counting_metrics=CountingMetrics())["metrics"]
     assert metrics["test_rows_seen"] == 3
     assert metrics["test_agreement"] == pytest.approx(metrics["test_accuracy"])  # same predictions, two routes
 
@@ -120,23 +126,8 @@ class BrokenHooks:
 
 
 def test_a_plugin_whose_hooks_raise_is_reported_and_the_run_finishes(tmp_path, capsys):
-    from conftest import write_jsonl
-
-    from taskhub.testing import save_tiny_text_model
-
-    save_tiny_text_model(tmp_path / "tiny", id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
-    data = write_jsonl(tmp_path / "test.jsonl", [{"text": "soup", "label": "food"}, {"text": "a car", "label": "not_food"}])
-    pm = get_plugin_manager()
-    pm.register(CountingMetrics(), name="counting_metrics")
-    pm.register(BrokenHooks(), name="broken_hooks")
-    try:
-        result = taskhub.run(
-            ["mode=evaluate", f"model.name_or_path={tmp_path / 'tiny'}", f"data.test={data}", "results_cache=null"], run_dir=tmp_path / "run"
-        )
-    finally:
-        pm.unregister(name="broken_hooks")
-        pm.unregister(name="counting_metrics")
-    assert result["status"] == "ok" and result["metrics"]["test_rows_seen"] == 2  # the working plugin still counts
+    result = evaluate_tiny_classifier_with(tmp_path, counting_metrics=CountingMetrics(), broken_hooks=BrokenHooks())
+    assert result["status"] == "ok" and result["metrics"]["test_rows_seen"] == 3  # the working plugin still counts
     err = capsys.readouterr().err
     for failure in ("taskhub_metrics failed: ValueError: metric exploded", "taskhub_run_end failed: RuntimeError: notifier down",
                     "taskhub_config_searchpath failed: OSError: no such folder"):  # fmt: skip

@@ -349,29 +349,20 @@ def test_qa_highlights_the_answer_in_the_context_of_a_bundled_example(browser, m
     assert marked == [(record["context"][answer["start"] : answer["end"]], f"{answer['score']:.0%}")]
 
 
-def test_image_classification_takes_an_uploaded_image(browser, models):
-    task, reference = demo_and_reference("image_classification", models("image_classification"), top_k=3)
-    image = DATA / "digits" / read_jsonl(DATA / "digits" / "test.jsonl")[0]["image"]
+@pytest.mark.parametrize(
+    ("task_name", "data", "column", "top_k"),
+    [("image_classification", "digits", "image", 3), ("audio_classification", "keywords", "audio", 4)],
+)
+def test_media_classification_takes_an_uploaded_file(browser, models, task_name, data, column, top_k):
+    task, reference = demo_and_reference(task_name, models(task_name), top_k=top_k)
+    path = DATA / data / read_jsonl(DATA / data / "test.jsonl")[0][column]
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
-        upload(browser, "image", image, "img")
+        upload(browser, column, path, "img" if column == "image" else "audio")
         submit_and_wait(browser, has_scores)
-        screenshot(browser, "image_classification")
+        screenshot(browser, task_name)
         shown = rendered_scores(browser)
-    expected = reference.predict([{"image": str(image)}])[0]
-    assert shown == pytest.approx(dict(zip(expected["label"], expected["score"])), abs=1e-6)
-
-
-def test_audio_classification_takes_an_uploaded_recording(browser, models):
-    task, reference = demo_and_reference("audio_classification", models("audio_classification"), top_k=4)
-    clip = DATA / "keywords" / read_jsonl(DATA / "keywords" / "test.jsonl")[0]["audio"]
-    with served(task, demo_examples(task)) as url:
-        open_demo(browser, url)
-        upload(browser, "audio", clip, "audio")
-        submit_and_wait(browser, has_scores)
-        screenshot(browser, "audio_classification")
-        shown = rendered_scores(browser)
-    expected = reference.predict([{"audio": str(clip)}])[0]
+    expected = reference.predict([{column: str(path)}])[0]
     assert shown == pytest.approx(dict(zip(expected["label"], expected["score"])), abs=1e-6)
 
 

@@ -55,8 +55,26 @@ def serve(task: Task, run: RunConfig) -> dict[str, Any]:
     set_seed(run.seed)  # as in every mode, so sampled generations repeat
     rows = examples(task, run.data, run.demo.examples)
     task.model  # noqa: B018 (loaded now: a model that does not load fails here, not at the first submission)
+    stop_on_signals()
     launch(task, rows, host=run.demo.host, port=run.demo.port, share=run.demo.share, **engine_options(run))
     return {"task": task.name, "mode": "demo", "outputs": {}}
+
+
+def stop_on_signals() -> None:
+    """Let SIGINT and SIGTERM stop the server cleanly. A process started in the background
+    by a script (or by a test runner's worker) inherits SIGINT ignored, and SIGTERM
+    (``kill``, ``docker stop``) would otherwise end it without closing the server."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def examples(task: Task, data: DataConfig, count: int) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ fixed seeds, so every run measures the same texts, images and clips.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 from pathlib import Path
@@ -112,11 +114,13 @@ def long_qa(n: int = 32, seed: int = 2) -> list[dict]:
     """Questions over long contexts: each context joins 4-6 distinct qa_demo contexts (about
     800-1,300 tokens: 3-6 windows of 384 tokens with stride 128); the question asks about
     one of them."""
-    path = CACHE / "data" / f"qa_{n}_{seed}_v{DATA_VERSION}.jsonl"
+    rows = _rows("qa_demo")
+    # Keyed by the bundled data's content too: a changed qa_demo must not reuse old contexts.
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:8]
+    path = CACHE / "data" / f"qa_{n}_{seed}_v{DATA_VERSION}_{digest}.jsonl"
     if path.is_file():
         return read_jsonl(path)
     rng = random.Random(seed)
-    rows = _rows("qa_demo")
     contexts = sorted({r["context"] for r in rows})
     questions = [r for r in rows if r["answers"]["text"] and r["answers"]["text"][0]]
     out = []

@@ -219,21 +219,12 @@ def image_model(log=print) -> str:
     processor), random weights (seed 0), ten digit labels."""
     path = CACHE / "models" / "image"
     if not _ready(path):
-        import torch
-        from transformers import AutoConfig, AutoModelForImageClassification, ViTImageProcessor
+        from transformers import AutoModelForImageClassification, ViTImageProcessor
 
         from taskhub_plugins.image_classification import ImageClassification
 
         log("  saving the from-config ResNet image classifier...")
-        settings = dict(ImageClassification.default_model_config)
-        labels = [str(d) for d in range(10)]
-        config = AutoConfig.for_model(settings.pop("model_type"), **settings, num_labels=10,
-                                      id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
-        torch.manual_seed(0)
-        AutoModelForImageClassification.from_config(config).save_pretrained(path)
-        processor = dict(ImageClassification.default_processor_config)
-        processor.pop("processor_class")
-        ViTImageProcessor(**processor).save_pretrained(path)
+        _save_from_config(ImageClassification, AutoModelForImageClassification, ViTImageProcessor, [str(d) for d in range(10)], path)
     return str(path)
 
 
@@ -242,22 +233,30 @@ def audio_model(log=print) -> str:
     feature extractor), random weights (seed 0), the ten keyword labels."""
     path = CACHE / "models" / "audio"
     if not _ready(path):
-        import torch
-        from transformers import AutoConfig, AutoModelForAudioClassification, SeamlessM4TFeatureExtractor
+        from transformers import AutoModelForAudioClassification, SeamlessM4TFeatureExtractor
 
         from taskhub_plugins.audio_classification import AudioClassification
 
         log("  saving the from-config wav2vec2-BERT audio classifier...")
-        settings = dict(AudioClassification.default_model_config)
         labels = sorted({r["label"] for r in _rows("keywords")})
-        config = AutoConfig.for_model(settings.pop("model_type"), **settings, num_labels=len(labels),
-                                      id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
-        torch.manual_seed(0)
-        AutoModelForAudioClassification.from_config(config).save_pretrained(path)
-        processor = dict(AudioClassification.default_processor_config)
-        processor.pop("processor_class")
-        SeamlessM4TFeatureExtractor(**processor).save_pretrained(path)
+        _save_from_config(AudioClassification, AutoModelForAudioClassification, SeamlessM4TFeatureExtractor, labels, path)
     return str(path)
+
+
+def _save_from_config(task_cls, model_cls, processor_cls, labels: list[str], path: Path) -> None:
+    """A task's from-scratch model (its default model and processor configs) with these
+    labels and random weights (seed 0), saved as a checkpoint."""
+    import torch
+    from transformers import AutoConfig
+
+    settings = dict(task_cls.default_model_config)
+    config = AutoConfig.for_model(settings.pop("model_type"), **settings, num_labels=len(labels),
+                                  id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})  # fmt: skip
+    torch.manual_seed(0)
+    model_cls.from_config(config).save_pretrained(path)
+    processor = dict(task_cls.default_processor_config)
+    processor.pop("processor_class")
+    processor_cls(**processor).save_pretrained(path)
 
 
 def tiny_text_classifier(log=print) -> str:

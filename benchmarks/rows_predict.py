@@ -418,17 +418,23 @@ def image_classification(s: Settings, log=print) -> RowResult:
                 pixels = processor([load_image(r["image"], j) for j, r in enumerate(part)], return_tensors="pt")["pixel_values"]
                 model(pixel_values=pixels.to(model.device)).logits.cpu()
 
+    return _pipeline_row(
+        s, log, row="4a", title=f"image_classification predict, {len(rows)} digit PNGs, from-config ResNet (32x32)",
+        task="image_classification", model_dir=model_dir, rows=rows, warm_rows=everything[:32],
+        calib_rows=subsample(everything, s.pick(400, 64)), pipe_call=pipe_call, make_limit=make_limit, model=model,
+        compare_outputs=_classifier_agreements(model), extra_competitors={HAND_LOOP: hand_loop},
+    )[0]
+
+
+def _classifier_agreements(model):
+    """Label agreement of taskhub's predictions with the pipeline's (bs=1) and the limit's logits."""
+
     def compare_outputs(outputs):
         mine = [r["label"] for r in predictions_of(outputs["taskhub"])]
         return {"label_agreement_taskhub_vs_pipeline": _agreement(mine, [r[0]["label"] for r in outputs["pipeline bs=1"]]),
                 "label_agreement_taskhub_vs_limit": _agreement(mine, [model.config.id2label[int(l.argmax())] for l in outputs["limit"]])}
 
-    return _pipeline_row(
-        s, log, row="4a", title=f"image_classification predict, {len(rows)} digit PNGs, from-config ResNet (32x32)",
-        task="image_classification", model_dir=model_dir, rows=rows, warm_rows=everything[:32],
-        calib_rows=subsample(everything, s.pick(400, 64)), pipe_call=pipe_call, make_limit=make_limit, model=model,
-        compare_outputs=compare_outputs, extra_competitors={HAND_LOOP: hand_loop},
-    )[0]
+    return compare_outputs
 
 
 # -------------------------------------------------------------------- 4b audio
@@ -470,14 +476,9 @@ def audio_classification(s: Settings, log=print) -> RowResult:
                 features = extractor(arrays, sampling_rate=extractor.sampling_rate, padding=True, return_tensors="pt")
                 model(**{k: v.to(model.device) for k, v in features.items()}).logits.cpu()
 
-    def compare_outputs(outputs):
-        mine = [r["label"] for r in predictions_of(outputs["taskhub"])]
-        return {"label_agreement_taskhub_vs_pipeline": _agreement(mine, [r[0]["label"] for r in outputs["pipeline bs=1"]]),
-                "label_agreement_taskhub_vs_limit": _agreement(mine, [model.config.id2label[int(l.argmax())] for l in outputs["limit"]])}
-
     return _pipeline_row(
         s, log, row="4b", title=f"audio_classification predict, {len(rows)} 1-s keyword clips, from-config wav2vec2-BERT",
         task="audio_classification", model_dir=model_dir, rows=rows, warm_rows=everything[:16],
         calib_rows=subsample(everything, s.pick(128, 16)), pipe_call=pipe_call, make_limit=make_limit, model=model,
-        compare_outputs=compare_outputs, extra_competitors={HAND_LOOP: hand_loop},
+        compare_outputs=_classifier_agreements(model), extra_competitors={HAND_LOOP: hand_loop},
     )[0]

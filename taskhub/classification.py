@@ -104,19 +104,17 @@ class ClassificationTask(Task):
         if self.multi_label:
             probs = logits.sigmoid()
             records = []
-            for row in probs:
-                keep = [(id2label[i], p) for i, p in enumerate(row.tolist()) if p >= self.config.threshold]
+            for row in probs.tolist():
+                keep = [(id2label[i], p) for i, p in enumerate(row) if p >= self.config.threshold]
                 keep.sort(key=lambda pair: -pair[1])
                 records.append({"label": [name for name, _ in keep], "score": [p for _, p in keep]})
             return records
         probs = logits.softmax(dim=-1)
         k = min(self.config.top_k, probs.shape[-1])
-        scores, ids = probs.topk(k, dim=-1)
+        scores, ids = (t.tolist() for t in probs.topk(k, dim=-1))  # Python numbers at once, not per element
         if k == 1:
-            return [{"label": id2label[int(i[0])], "score": float(s[0])} for s, i in zip(scores, ids)]
-        return [
-            {"label": [id2label[int(j)] for j in i], "score": [float(x) for x in s]} for s, i in zip(scores, ids)
-        ]
+            return [{"label": id2label[i[0]], "score": s[0]} for s, i in zip(scores, ids)]
+        return [{"label": [id2label[j] for j in i], "score": s} for s, i in zip(scores, ids)]
 
     # ---------------------------------------------------------- metrics
     def compute_metrics(self, eval_pred) -> dict[str, float]:

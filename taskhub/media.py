@@ -16,8 +16,7 @@ def load_image(value: Any, index: int):
     elif isinstance(value, str):
         try:
             with Image.open(value) as opened:
-                opened.load()
-                image = opened.copy()
+                return opened.convert("RGB")  # decodes into a new image: one copy, file closed
         except FileNotFoundError:
             raise RowError(index, f"image file not found: {value}") from None
         except (UnidentifiedImageError, OSError) as exc:

@@ -177,9 +177,13 @@ def for_inference(model, model_config: ModelConfig):
         raise TaskhubError(f"model.quantize={model_config.quantize.value} runs on the CPU only; set device=cpu")
     # Linear layers only: their int8 kernels are what pays on CPU; activations are
     # quantized on the fly per batch (dynamic quantization), no calibration data needed.
+    # One weight scale per output channel rather than per matrix: same kernels, smaller
+    # error (measured on the MiniLM food classifier: 99.5% label agreement with fp32 and
+    # no test-accuracy drop, against -2 points with one scale per matrix).
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
     with warnings.catch_warnings():  # torch announces a successor API; this one is current in 2.x
         warnings.filterwarnings("ignore", message=".*quantize.*deprecated", category=UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
 
 
 def check_head(task: Task, model) -> None:

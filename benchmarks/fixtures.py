@@ -150,6 +150,44 @@ def clips(n: int | None = None) -> list[dict]:
     return [{"id": i, "audio": f} for i, f in enumerate(files[:n])]
 
 
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def photos(n: int = 96, seed: int = 3) -> list[dict]:
+    """``n`` photo-sized JPEGs of mixed sizes (320x240 to 800x600, portrait and landscape):
+    a bundled digit scaled up over a smooth random colour field, with sensor-like noise.
+    Row 4c: the decoding and resizing a real photo costs, without shipping photos."""
+    import numpy as np
+    from PIL import Image
+
+    folder = CACHE / "data" / f"photos_{n}_{seed}_v{DATA_VERSION}"
+    rng = random.Random(seed)
+    sizes = [(rng.choice([320, 480, 640, 800]), rng.choice([240, 360, 480, 600])) for _ in range(n)]
+    sizes = [(w, h) if rng.random() < 0.7 else (h, w) for w, h in sizes]
+    digits = images()
+    rows = [{"id": i, "image": str(folder / f"{i:04d}.jpg")} for i in range(n)]
+    if not all(Path(r["image"]).is_file() for r in rows):
+        folder.mkdir(parents=True, exist_ok=True)
+        noise = np.random.default_rng(seed)
+        for i, (w, h) in enumerate(sizes):
+            field = Image.fromarray(noise.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+            digit = Image.open(digits[i % len(digits)]["image"]).convert("RGB").resize((min(w, h) // 2,) * 2, Image.BICUBIC)
+            field.paste(digit, (rng.randrange(w - digit.width), rng.randrange(h - digit.height)))
+            pixels = np.asarray(field, dtype=np.int16) + noise.integers(-12, 13, (h, w, 3))
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(rows[i]["image"], quality=90)
+    return rows
+
+
+def digit_clips(n: int | None = None) -> list[dict]:
+    """The bundled spoken-digit recordings (0.6 to 3.2 s, 16 kHz mono FLAC), labelled
+    with their first word. Row 4d: mixed durations, where batching by duration pays."""
+    rows = []
+    for split in ("test", "validation", "train"):
+        for r in read_jsonl(DATA / "spoken_digits" / f"{split}.jsonl"):
+            rows.append({"id": len(rows), "audio": str(DATA / "spoken_digits" / r["audio"]), "label": r["text"].split()[0]})
+    return rows[:n]
+
+
 def short_texts(n: int) -> Path:
     """``n`` rows of short texts (the food captions, cycled) as a JSONL file, for the memory row."""
     path = CACHE / "data" / f"short_{n}_v{DATA_VERSION}.jsonl"
@@ -217,46 +255,75 @@ def qa_model(log=print) -> str:
 def image_model(log=print) -> str:
     """The ResNet image_classification builds from scratch (its default_model_config and
     processor), random weights (seed 0), ten digit labels."""
-    path = CACHE / "models" / "image"
-    if not _ready(path):
-        from transformers import AutoModelForImageClassification, ViTImageProcessor
+    from taskhub_plugins.image_classification import ImageClassification
 
-        from taskhub_plugins.image_classification import ImageClassification
-
-        log("  saving the from-config ResNet image classifier...")
-        _save_from_config(ImageClassification, AutoModelForImageClassification, ViTImageProcessor, [str(d) for d in range(10)], path)
-    return str(path)
+    return _task_default_model(ImageClassification, "image", [str(d) for d in range(10)], log)
 
 
 def audio_model(log=print) -> str:
     """The small wav2vec2-BERT audio_classification builds from scratch (its default config and
     feature extractor), random weights (seed 0), the ten keyword labels."""
-    path = CACHE / "models" / "audio"
+    from taskhub_plugins.audio_classification import AudioClassification
+
+    return _task_default_model(AudioClassification, "audio", sorted({r["label"] for r in _rows("keywords")}), log)
+
+
+def _task_default_model(task_cls, name: str, labels: list[str], log) -> str:
+    path = CACHE / "models" / name
     if not _ready(path):
-        from transformers import AutoModelForAudioClassification, SeamlessM4TFeatureExtractor
+        import transformers
 
-        from taskhub_plugins.audio_classification import AudioClassification
-
-        log("  saving the from-config wav2vec2-BERT audio classifier...")
-        labels = sorted({r["label"] for r in _rows("keywords")})
-        _save_from_config(AudioClassification, AutoModelForAudioClassification, SeamlessM4TFeatureExtractor, labels, path)
+        log(f"  saving {task_cls.name}'s from-config model...")
+        settings = dict(task_cls.default_model_config)
+        processor = dict(task_cls.default_processor_config)
+        processor = getattr(transformers, processor.pop("processor_class"))(**processor)
+        _save_from_config(task_cls.auto_model, settings.pop("model_type"), settings, processor, labels, path)
     return str(path)
 
 
-def _save_from_config(task_cls, model_cls, processor_cls, labels: list[str], path: Path) -> None:
-    """A task's from-scratch model (its default model and processor configs) with these
-    labels and random weights (seed 0), saved as a checkpoint."""
+def resnet18_image_model(log=print) -> str:
+    """A ResNet-18-sized image classifier (the shape of microsoft/resnet-18 and its
+    ConvNext-style processor: shortest edge 256, centre crop 224), random weights (seed 0).
+    Rows 4c: a model whose forward pass is most of the work, as with real checkpoints."""
+    path = CACHE / "models" / "resnet18"
+    if not _ready(path):
+        from transformers import ConvNextImageProcessor
+
+        log("  saving a ResNet-18-sized image classifier...")
+        settings = {"layer_type": "basic", "depths": [2, 2, 2, 2], "hidden_sizes": [64, 128, 256, 512], "embedding_size": 64}
+        processor = ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875)
+        _save_from_config("AutoModelForImageClassification", "resnet", settings, processor, [str(d) for d in range(10)], path)
+    return str(path)
+
+
+def wav2vec2_base_audio_model(log=print) -> str:
+    """A wav2vec2 audio classifier with base's convolutional feature encoder and two
+    768-wide transformer layers (the shape of distilhubert; layer norm, so padded batches
+    carry an attention mask), raw-waveform feature extractor, random weights (seed 0), the
+    ten digit words. Row 4d."""
+    path = CACHE / "models" / "wav2vec2_2layer"
+    if not _ready(path):
+        from transformers import Wav2Vec2FeatureExtractor
+
+        log("  saving a two-layer wav2vec2 audio classifier...")
+        settings = {"feat_extract_norm": "layer", "do_stable_layer_norm": True, "num_hidden_layers": 2}
+        extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+        _save_from_config("AutoModelForAudioClassification", "wav2vec2", settings, extractor, DIGIT_WORDS, path)
+    return str(path)
+
+
+def _save_from_config(auto_model: str, model_type: str, settings: dict, processor, labels: list[str], path: Path) -> None:
+    """A model built from a config (random weights, seed 0) with these labels and its
+    processor, saved as a checkpoint."""
     import torch
+    import transformers
     from transformers import AutoConfig
 
-    settings = dict(task_cls.default_model_config)
-    config = AutoConfig.for_model(settings.pop("model_type"), **settings, num_labels=len(labels),
+    config = AutoConfig.for_model(model_type, **settings, num_labels=len(labels),
                                   id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})  # fmt: skip
     torch.manual_seed(0)
-    model_cls.from_config(config).save_pretrained(path)
-    processor = dict(task_cls.default_processor_config)
-    processor.pop("processor_class")
-    processor_cls(**processor).save_pretrained(path)
+    getattr(transformers, auto_model).from_config(config).save_pretrained(path)
+    processor.save_pretrained(path)
 
 
 def tiny_text_classifier(log=print) -> str:

@@ -5,7 +5,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run.py --only 1,5 # some rows
 
 Rows: 1 text_classification (+ 1s speed modes), 2 ner, 3 qa, 4 image + audio
-classification (4a, 4b), 5 start-up, 6 peak memory, 7 training. The first run builds
+classification (4a, 4c images; 4b, 4d audio), 5 start-up, 6 peak memory, 7 training. The first run builds
 the checkpoints it needs under benchmarks/.cache (a few minutes); later runs reuse them.
 """
 
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         "1": rows_predict.text_classification,
         "2": rows_predict.ner,
         "3": rows_predict.qa,
-        "4": lambda s, log: [rows_predict.image_classification(s, log), rows_predict.audio_classification(s, log)],
+        "4": lambda s, log: [*rows_predict.image_classification(s, log), *rows_predict.audio_classification(s, log)],
         "5": rows_process.startup,
         "6": rows_process.memory,
         "7": rows_process.training,

@@ -142,7 +142,8 @@ def _pipeline(kind, path):
 def test_classification_equals_the_pipeline(models, recordings, family):
     path = models[f"cls-{family}"]
     task = taskhub.load_task("audio_classification", model=path, device="cpu", top_k=4)
-    ours = task.predict([{"audio": f} for f in recordings], batch_size=4)  # padded batches of 4 and 2
+    # Padded batches of 4 and 2 (a budget above the CPU default, which would split them).
+    ours = task.predict([{"audio": f} for f in recordings], batch_size=4, max_tokens=10**6)
     reference = _pipeline("audio-classification", path)([read_mono(f) for f in recordings], top_k=4)
     for mine, theirs in zip(ours, reference, strict=True):
         assert mine["label"] == [t["label"] for t in theirs]
@@ -155,12 +156,30 @@ def test_classification_equals_the_pipeline(models, recordings, family):
     assert [r["score"] for r in again] == pytest.approx([reference[0][0]["score"]] * 3, abs=1e-5)
 
 
+def test_raw_waveform_models_get_a_cpu_budget_of_two_seconds(models, recordings):
+    from taskhub.audio import CPU_WAVEFORM_SECONDS
+
+    waveform = taskhub.load_task("audio_classification", model=models["cls-wav2vec2-layer"], device="cpu")
+    budget = CPU_WAVEFORM_SECONDS * 16000
+    assert waveform.default_max_tokens() == budget
+    shapes = []
+    forward = waveform.forward
+    waveform.forward = lambda inputs: shapes.append(tuple(inputs["input_values"].shape)) or forward(inputs)
+    records = [{"audio": f} for f in recordings]
+    by_budget = waveform.predict(records, batch_size=4)
+    assert all(rows == 1 or rows * width <= budget for rows, width in shapes) and len(shapes) > 2
+    assert [r["label"] for r in by_budget] == [r["label"] for r in waveform.predict(records, batch_size=1)]
+    # log-mel models batch as before: no budget
+    log_mel = taskhub.load_task("audio_classification", model=models["cls-wav2vec2-bert"], device="cpu")
+    assert log_mel.default_max_tokens() is None
+
+
 # -------------------------------------------------------------------------- asr
 @pytest.mark.parametrize("family", ["wav2vec2-layer", "wav2vec2-group", "wav2vec2-bert"])
 def test_ctc_transcripts_equal_the_pipeline(models, recordings, family):
     path = models[f"ctc-{family}"]
     task = taskhub.load_task("asr", model=path, device="cpu")
-    ours = [r["text"] for r in task.predict([{"audio": f} for f in recordings], batch_size=4)]
+    ours = [r["text"] for r in task.predict([{"audio": f} for f in recordings], batch_size=4, max_tokens=10**6)]
     asr = _pipeline("automatic-speech-recognition", path)
     # the pipeline averages (channels, samples) arrays itself
     inputs = [{"array": sf.read(f, dtype="float32")[0].T.copy(), "sampling_rate": sf.info(f).samplerate} for f in recordings]
@@ -208,7 +227,7 @@ def test_whisper_transcripts_equal_the_pipeline(models, recordings):
     defaults (5 beams) gives the pipeline's transcripts."""
     path = models["whisper"]
     task = taskhub.load_task("asr", model=path, device="cpu", generate={"max_new_tokens": 6})
-    ours = [r["text"] for r in task.predict([{"audio": f} for f in recordings], batch_size=4)]
+    ours = [r["text"] for r in task.predict([{"audio": f} for f in recordings], batch_size=4, max_tokens=10**6)]
     asr = _pipeline("automatic-speech-recognition", path)
     reference = [out["text"] for out in asr([read_mono(f) for f in recordings], generate_kwargs={"max_new_tokens": 6})]
     assert ours == reference and len(set(ours)) > 1

@@ -26,8 +26,12 @@ class ImageClassification(ClassificationTask):
     path_columns = ("image",)
     # Decoded images are large (3x224x224 floats: 0.6 MB each): few batches at a time.
     chunk_batches = 4
-    # Decoding and resizing run beside the forward pass.
+    # Decoding and resizing run beside the forward pass (on an accelerator).
     overlap_preprocessing = True
+    # On the CPU, batches of at most this many pixels (8 images at 224x224): a ResNet-18
+    # ran 10-15% faster per image in batches of 8 than of 32, its activations staying in
+    # cache. Small images (the 32x32 demo) still go 32 at a time.
+    cpu_max_pixels = 8 * 224 * 224
     demo_data = "pkg://taskhub_plugins/data/digits"
     # With no model named, a small ResNet is trained from scratch on the digits.
     default_model_config = {
@@ -46,6 +50,13 @@ class ImageClassification(ClassificationTask):
         "image_std": [0.5, 0.5, 0.5],
     }
     training_defaults = {"num_train_epochs": 8, "learning_rate": 2e-3, "per_device_train_batch_size": 32}
+
+    def feature_length(self, features, index: int) -> int:
+        pixels = features["pixel_values"][index]
+        return pixels.shape[-2] * pixels.shape[-1]
+
+    def default_max_tokens(self) -> int | None:
+        return self.cpu_max_pixels if self.model.device.type == "cpu" else super().default_max_tokens()
 
     def preprocess(self, batch):
         images = [load_image(value, i) for i, value in enumerate(batch["image"])]

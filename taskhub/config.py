@@ -139,8 +139,8 @@ class PredictConfig:
     sort_by_length: bool = True
     # Cap on padded positions per batch (longest input x inputs), on top of batch_size:
     # keeps batches of long inputs within memory and short texts out of long texts'
-    # batches. null: the task's default (on the CPU: 4096 for text, 2 s of samples for
-    # raw-waveform audio models; otherwise no cap).
+    # batches; for images, pixels. null: the task's default (on the CPU: 4096 for text,
+    # 2 s of samples for raw-waveform audio models, 8x224x224 pixels; otherwise no cap).
     max_tokens: Optional[int] = None
     # Continue an interrupted prediction into the same run dir (hydra.run.dir=<it>):
     # rows already written are kept, the rest predicted; the result equals an

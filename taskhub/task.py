@@ -360,7 +360,8 @@ class Task(abc.ABC):
 
     def feature_length(self, features: Mapping[str, list], index: int) -> int:
         """What one feature costs to run, for length batching: the length of its first
-        model input (tokens, audio samples); fixed-size inputs (images) all cost the same."""
+        model input (tokens, audio samples). Tasks whose inputs cost otherwise override it
+        (image_classification: pixels)."""
         for key, values in features.items():
             if not key.startswith(SIDE_PREFIX):
                 value = values[index]

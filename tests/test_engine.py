@@ -222,3 +222,20 @@ def test_overlap_only_on_accelerators(image_classifier, monkeypatch):
     monkeypatch.setattr(type(task.model), "device", property(lambda self: torch.device("cuda")))
     assert task._overlap()
     assert not get_registry().get("text_classification").task_cls.overlap_preprocessing  # tokenizers: not across threads
+
+
+def test_images_on_the_cpu_are_batched_by_a_pixel_budget(image_classifier, monkeypatch):
+    task = taskhub.load_task("image_classification", model=image_classifier, device="cpu")
+    assert task.default_max_tokens() == 8 * 224 * 224
+    shapes = []
+    forward = task.forward
+    task.forward = lambda inputs: shapes.append(tuple(inputs["pixel_values"].shape)) or forward(inputs)
+    records = digit_images(40)
+    small = task.predict(records, batch_size=32)
+    assert [s[0] for s in shapes] == [32, 8]  # 32x32 images: far below the budget
+    shapes.clear()
+    monkeypatch.setattr(task, "cpu_max_pixels", 3 * 32 * 32)  # as if the images were large
+    capped = task.predict(records, batch_size=32)
+    assert {s[0] for s in shapes[:-1]} == {3} and shapes[-1][0] == 1
+    assert [r["label"] for r in capped] == [r["label"] for r in small]
+    assert [r["score"] for r in capped] == pytest.approx([r["score"] for r in small], abs=1e-5)

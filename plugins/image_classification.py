@@ -26,7 +26,7 @@ class ImageClassification(ClassificationTask):
     path_columns = ("image",)
     # Decoded images are large (3x224x224 floats: 0.6 MB each): few batches at a time.
     chunk_batches = 4
-    # Decoding and resizing run beside the forward pass.
+    # Decoding and resizing run beside the forward pass (on an accelerator).
     overlap_preprocessing = True
     # On the CPU, batches of at most this many pixels (8 images at 224x224): a ResNet-18
     # ran 10-15% faster per image in batches of 8 than of 32, its activations staying in

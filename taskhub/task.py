@@ -14,7 +14,6 @@ This module imports neither torch nor transformers: plugin discovery and
 from __future__ import annotations
 
 import abc
-import time
 from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,12 +30,6 @@ if TYPE_CHECKING:
 SIDE_PREFIX = "_"
 #: Default ``predict.max_tokens`` for text on the CPU (see :meth:`Task.default_max_tokens`).
 CPU_TEXT_MAX_TOKENS = 4096
-#: On a CPU with a core free, the next chunk is preprocessed in a worker thread only if
-#: the first chunk's forward passes took this many times its preprocessing. Image
-#: processors and feature extractors hold the GIL for much of their work, and short
-#: forward passes then wait for it: a tiny ResNet ran 15% slower with the thread, a
-#: ResNet-18 (forward 6x preprocessing) 6-10% faster.
-OVERLAP_MIN_FORWARD_SHARE = 2.0
 
 
 class Task(abc.ABC):
@@ -80,10 +73,9 @@ class Task(abc.ABC):
     #: such a chunk are batched by length. Lower it for inputs that are large once
     #: preprocessed (long audio).
     chunk_batches: ClassVar[int] = 64
-    #: Preprocess the next chunk in a thread while this one runs through the model
-    #: (decoding images, audio): on an accelerator, or on a CPU with a core free when the
-    #: forward pass dominates (:meth:`_overlap`). Off for tokenizers, which postprocessing
-    #: and generation also use and which are not safe across threads.
+    #: Preprocess the next chunk in a thread while this one runs through the model on an
+    #: accelerator (decoding images, audio); off for tokenizers, which postprocessing and
+    #: generation also use and which are not safe across threads.
     overlap_preprocessing: ClassVar[bool] = False
     #: The run's ``seed`` (the runner sets it), for randomness at predict time (e.g. sampling).
     seed: int = 42
@@ -283,18 +275,7 @@ class Task(abc.ABC):
         def prepare(chunk):
             return self._prepare_chunk(chunk[1], chunk[0], *engine) if chunk else None
 
-        overlap = self._overlap()
-        if overlap is None:  # decided on the first chunk, run without the worker thread
-            first = next(chunks, None)
-            if first is None:
-                return
-            started = time.perf_counter()
-            prepared = prepare(first)
-            prepared_at = time.perf_counter()
-            results = self._run_chunk(prepared)
-            overlap = time.perf_counter() - prepared_at >= OVERLAP_MIN_FORWARD_SHARE * (prepared_at - started)
-            yield from results
-        if not overlap:
+        if not self._overlap():
             for chunk in chunks:
                 yield from self._run_chunk(prepare(chunk))
             return
@@ -308,22 +289,16 @@ class Task(abc.ABC):
                 pending = pool.submit(lambda: prepare(next(chunks, None)))
                 yield from self._run_chunk(prepared)
 
-    def _overlap(self) -> bool | None:
-        """Whether preprocessing runs beside the forward pass, for tasks that allow it
-        (:attr:`overlap_preprocessing`): yes on an accelerator, where the host thread
-        mostly waits for kernels; no on a CPU that torch already fills. On a CPU with a
-        core left free: None, decided on the first chunk (see :data:`OVERLAP_MIN_FORWARD_SHARE`)."""
-        if not self.overlap_preprocessing:
+    def _overlap(self) -> bool:
+        """Whether preprocessing runs beside the forward pass: for tasks that allow it
+        (:attr:`overlap_preprocessing`) on an accelerator, where the host thread mostly
+        waits for kernels. On the CPU it did not pay, even with a core left free: image
+        processors and feature extractors hold the GIL for most of their work, and the
+        forward pass then waits for it (measured: 15% slower to 3% faster, benchmark row 4)."""
+        if not self.overlap_preprocessing or self.model.device.type == "cpu":
             return False
         self.processor  # noqa: B018 - loaded here, not by two threads at once
-        if self.model.device.type != "cpu":
-            return True
-        import os
-
-        import torch
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return None if torch.get_num_threads() < cores else False
+        return True
 
     def default_max_tokens(self) -> int | None:
         """The padded-position budget per batch when the user sets none.

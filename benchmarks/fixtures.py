@@ -181,11 +181,8 @@ def photos(n: int = 96, seed: int = 3) -> list[dict]:
 def digit_clips(n: int | None = None) -> list[dict]:
     """The bundled spoken-digit recordings (0.6 to 3.2 s, 16 kHz mono FLAC), labelled
     with their first word. Row 4d: mixed durations, where batching by duration pays."""
-    rows = []
-    for split in ("test", "validation", "train"):
-        for r in read_jsonl(DATA / "spoken_digits" / f"{split}.jsonl"):
-            rows.append({"id": len(rows), "audio": str(DATA / "spoken_digits" / r["audio"]), "label": r["text"].split()[0]})
-    return rows[:n]
+    recordings = _rows("spoken_digits", ("test", "validation", "train"))[:n]
+    return [{"id": i, "audio": str(DATA / "spoken_digits" / r["audio"]), "label": r["text"].split()[0]} for i, r in enumerate(recordings)]
 
 
 def short_texts(n: int) -> Path:

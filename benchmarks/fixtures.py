@@ -328,15 +328,12 @@ def tiny_text_classifier(log=print) -> str:
     memory row: 200,000 rows in reasonable time."""
     path = CACHE / "models" / "tiny_text"
     if not _ready(path):
-        import taskhub
-        from taskhub.testing import save_tiny_text_model
+        from taskhub.testing import save_task_model, save_tiny_text_model
 
         log("  saving the tiny text classifier...")
         base = CACHE / "models" / "tiny_base"
-        save_tiny_text_model(base, num_labels=2, id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
-        task = taskhub.load_task("text_classification", model=str(base), device="cpu")
-        task.model.save_pretrained(path)
-        task.processor.save_pretrained(path)
+        save_tiny_text_model(base)
+        save_task_model("text_classification", base, path, num_labels=2, id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
     return str(path)
 
 

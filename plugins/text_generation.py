@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from taskhub import RowError, TaskhubError, TaskSpec, hookimpl
+from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.generation import GenerationTask, GenerationTaskConfig
 from taskhub.text import check_texts, max_tokens
 
@@ -34,19 +34,16 @@ from taskhub.text import check_texts, max_tokens
 @dataclass
 class TextGenerationConfig(GenerationTaskConfig):
     name: str = "text_generation"
-    # Prompt + continuation (true, as the pipeline does) or only the continuation.
-    return_full_text: bool = True
-    # Stop generating once one of these strings is produced (it is kept in the output).
-    stop_strings: Optional[list[str]] = None
-    # Training and evaluation: tokens per block of text.
-    block_size: int = 128
-    # true: concatenate the texts (each ended by the end-of-sequence token) and cut them
-    # into blocks; false: one example per text, truncated to block_size, padded.
-    packing: bool = True
-    # After training, print the continuations of this many held-out prompts (0: none).
-    samples: int = 3
-    # Words of each held-out text used as the prompt of a sample.
-    sample_prompt_words: int = 6
+    return_full_text: bool = option(True, "Prompt + continuation (true, as the pipeline does) or only the continuation")
+    stop_strings: Optional[list[str]] = option(None, "Stop generating once one of these strings is produced (kept in the output)")
+    block_size: int = option(128, "Training and evaluation: tokens per block of text", ge=1)
+    packing: bool = option(
+        True,
+        "true: concatenate the texts (each ended by the end-of-sequence token) and cut them into blocks; "
+        "false: one example per text, truncated to block_size, padded",
+    )
+    samples: int = option(3, "After training, print the continuations of this many held-out prompts (0: none)", ge=0)
+    sample_prompt_words: int = option(6, "Words of each held-out text used as the prompt of a sample", ge=1)
 
 
 class TextGeneration(GenerationTask):
@@ -59,6 +56,7 @@ class TextGeneration(GenerationTask):
     text_field = "generated_text"
     main_metric = "perplexity"
     demo_data = "pkg://taskhub_plugins/data/text_generation_demo"
+    demo_description = "Start a text and the model writes how it goes on."
     default_model_config = {
         "model_type": "gpt2",
         "n_embd": 128,

@@ -17,7 +17,7 @@ import pluggy
 hookimpl = pluggy.HookimplMarker("taskhub")
 
 from taskhub.api import compose, load_task, run  # noqa: E402
-from taskhub.config import ModelConfig, TaskConfig  # noqa: E402
+from taskhub.config import ModelConfig, TaskConfig, option  # noqa: E402
 from taskhub.errors import RowError, TaskhubError  # noqa: E402
 from taskhub.registry import TaskSpec  # noqa: E402
 from taskhub.task import Task  # noqa: E402
@@ -32,5 +32,6 @@ __all__ = [
     "compose",
     "hookimpl",
     "load_task",
+    "option",
     "run",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,21 +13,23 @@ from taskhub.errors import TaskhubError
 CONFIG_MODULE = "taskhub_conf"
 
 
-def compose(overrides: Sequence[str] = ()):
-    """The run config the CLI would build from these overrides (Hydra compose API)."""
+def compose(overrides: Sequence[str] = (), **options: Any):
+    """The run config the CLI would build from these overrides (Hydra compose API);
+    ``options`` as keywords, like :func:`run`'s."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
+    from taskhub.config import check_options, normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
     from taskhub.manager import get_registry
 
     from taskhub.sweeps import expand_overrides, register_resolvers
 
     registry = get_registry()
     searchpath = plugin_searchpath()
-    overrides = expand_overrides(list(overrides))
+    overrides = expand_overrides([*overrides, *keyword_overrides(options)])
     for override in overrides:
         key, _, value = override.partition("=")
         if key.lstrip("+~") == "task" and value not in registry and value not in task_presets(searchpath):
@@ -36,9 +39,47 @@ def compose(overrides: Sequence[str] = ()):
     overrides = normalize_overrides(overrides, registry) + searchpath_overrides(searchpath)
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose("config", overrides=overrides)
+            cfg = hydra_compose("config", overrides=overrides)
+        check_options(OmegaConf.to_object(cfg))
     except (HydraException, OmegaConfBaseException) as exc:
         raise TaskhubError(config_error_message(exc, overrides, registry)) from None
+    return cfg
+
+
+def keyword_overrides(options: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"train": {"num_train_epochs": 1}}`` -> ``["train.num_train_epochs=1"]``, each value
+    written in Hydra's override grammar (strings quoted, so any character is kept)."""
+    overrides = []
+    for key, value in options.items():
+        if isinstance(value, dict) and value:
+            overrides.extend(keyword_overrides(value, f"{prefix}{key}."))
+        else:
+            overrides.append(f"{prefix}{key}={_override_value(value)}")
+    return overrides
+
+
+#: A string Hydra reads as that same string without quotes.
+PLAIN_VALUE = re.compile(r"[A-Za-z_/.~][\w/.:+*@%~-]*")
+
+
+def _override_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if PLAIN_VALUE.fullmatch(text) and text.lower() not in ("true", "false", "null", "none", "nan", "inf"):
+        return text  # names, paths, globs: as a user types them on the command line
+    # Hydra keeps backslashes in quoted strings, except a run of them before a quote
+    # (or the closing quote), which it reads as escapes: double those.
+    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def config_error_message(exc: BaseException, overrides: Sequence[str], registry) -> str:
@@ -73,14 +114,16 @@ def config_error_message(exc: BaseException, overrides: Sequence[str], registry)
     return f"{full_key}={value}: {detail}" if value is not None else f"{full_key}: {detail}"
 
 
-def run(overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+def run(overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
     """Compose a config from CLI-style overrides and run it; returns the result record.
 
+    ``options`` are the same overrides as keywords, nested dicts for groups:
+    ``run(task="ner", train={"num_train_epochs": 1}, data={"limit": 50})``.
     ``run_dir`` defaults to ``outputs/<task>/<timestamp>`` like the CLI.
     """
     from taskhub.runner import execute
 
-    cfg = compose(overrides)
+    cfg = compose(overrides, **options)
     if run_dir is None:
         run_dir = os.path.join("outputs", cfg.task.name, time.strftime("%Y-%m-%d_%H-%M-%S"))
     return execute(cfg, run_dir)
@@ -95,7 +138,7 @@ def load_task(name: str, model: str | None = None, device: str = "auto", dtype: 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import ModelConfig, Precision, Quantization
+    from taskhub.config import ModelConfig, Precision, Quantization, check_options
     from taskhub.manager import get_registry
 
     spec = get_registry().get(name)
@@ -103,6 +146,7 @@ def load_task(name: str, model: str | None = None, device: str = "auto", dtype: 
         config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(spec.config_cls), options))
     except OmegaConfBaseException as exc:
         raise TaskhubError(f"task {name}: {' '.join(str(exc).split())}") from None
+    check_options(config, "task.")
     try:
         model_config = ModelConfig(name_or_path=model, dtype=Precision(dtype), quantize=Quantization(quantize))
     except ValueError as exc:

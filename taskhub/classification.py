@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from taskhub.config import TaskConfig
+from taskhub.config import TaskConfig, option
 from taskhub.errors import RowError, TaskhubError
 from taskhub.task import Task
 
@@ -21,13 +21,11 @@ MULTI_LABEL = "multi_label_classification"
 
 @dataclass
 class ClassificationConfig(TaskConfig):
-    # How many (label, score) pairs to return per input; >1 returns lists.
-    top_k: int = 1
-    # single_label_classification or multi_label_classification; None: from the data
-    # (a list of labels in a row means multi-label).
-    problem_type: Optional[str] = None
-    # Multi-label only: labels scoring at least this are predicted.
-    threshold: float = 0.5
+    top_k: int = option(1, "How many (label, score) pairs to return per input; more than 1 returns lists", ge=1)
+    problem_type: Optional[str] = option(
+        None, "null: from the training data (a list of labels in a row means multi-label)", choices=(SINGLE_LABEL, MULTI_LABEL)
+    )
+    threshold: float = option(0.5, "Multi-label only: labels scoring at least this are predicted", ge=0, le=1)
 
 
 def natural_key(label: str):
@@ -46,10 +44,8 @@ class ClassificationTask(Task):
     # ----------------------------------------------------------- labels
     def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
         values = train_dataset["label"]
-        multi = any(isinstance(v, (list, tuple)) for v in values)
-        problem_type = self.config.problem_type or (MULTI_LABEL if multi else SINGLE_LABEL)
-        if problem_type not in (SINGLE_LABEL, MULTI_LABEL):
-            raise TaskhubError(f"task.problem_type: '{problem_type}' is not {SINGLE_LABEL} or {MULTI_LABEL}")
+        problem_type = self.config.problem_type or (MULTI_LABEL if _multi_label_data(values) else SINGLE_LABEL)
+        _check_label_kinds(values)
         names: set[str] = set()
         for value in values:
             if value is None:
@@ -73,6 +69,10 @@ class ClassificationTask(Task):
     def label2id(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.model.config.label2id.items()}
 
+    def demo_labels(self) -> list[str]:
+        """The model's labels, in id order."""
+        return sorted(self.label2id, key=self.label2id.get)
+
     def encode_targets(self, batch: dict[str, list], features: dict[str, list]) -> dict[str, list]:
         label2id = self.label2id
         multi = self.multi_label
@@ -80,6 +80,8 @@ class ClassificationTask(Task):
         def label_id(i: int, name) -> int:
             if name is None:
                 raise RowError(i, "missing label")
+            if isinstance(name, (list, tuple)):
+                raise RowError(i, f"label is a list ({name!r}) but the model predicts one label per input")
             try:
                 return label2id[str(name)]
             except KeyError:
@@ -136,3 +138,37 @@ class ClassificationTask(Task):
             "accuracy": accuracy_score(labels, predicted),
             "f1_macro": f1_score(labels, predicted, average="macro", labels=sorted(set(self.label2id.values())), zero_division=0),
         }
+
+
+def _multi_label_data(values: list) -> bool:
+    """Whether labels are label sets. A list among single labels is a mistake in the data
+    more often than a one-row multi-label set: it is refused, naming the row (set
+    task.problem_type=multi_label_classification to mix lists and single names)."""
+    lists = [i for i, v in enumerate(values) if isinstance(v, (list, tuple))]
+    if not lists or len(lists) == sum(v is not None for v in values):
+        return bool(lists)
+    singles = [i for i, v in enumerate(values) if v is not None and i not in set(lists)]
+    odd, usual = (lists, "a single label") if len(lists) <= len(singles) else (singles, "a list of labels")
+    raise RowError(
+        odd[0],
+        f"label {values[odd[0]]!r} is {'a list' if odd is lists else 'a single label'} but {len(values) - len(odd)} other rows "
+        f"have {usual}; give every row the same kind (or set task.problem_type={MULTI_LABEL} for label sets)",
+    )
+
+
+def _check_label_kinds(values: list) -> None:
+    """Labels are names or numbers, not both: ``0`` beside ``"food"`` would silently make
+    the integers extra classes."""
+    kinds: dict[str, int] = {}
+    for i, value in enumerate(values):
+        for label in value if isinstance(value, (list, tuple)) else [value]:
+            if label is None:
+                continue
+            kind = "text" if isinstance(label, str) else "a number" if isinstance(label, (int, float)) else type(label).__name__
+            kinds.setdefault(kind, i)
+            if len(kinds) > 1:
+                other, at = next((k, r) for k, r in kinds.items() if k != kind)
+                raise RowError(
+                    i,
+                    f"label {label!r} is {kind} but row {at + 1}'s label is {other}; a label column holds names or numbers, not both",
+                )

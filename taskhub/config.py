@@ -7,11 +7,16 @@ errors at composition time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from omegaconf import MISSING
+
+from taskhub.errors import TaskhubError
 
 
 class Mode(str, Enum):
@@ -44,6 +49,120 @@ class Quantization(str, Enum):
     int8 = "int8"
 
 
+# ------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class Bounds:
+    """The range a numeric option must lie in; checked by :func:`check_options`."""
+
+    ge: float | None = None  # at least
+    gt: float | None = None  # greater than
+    le: float | None = None  # at most
+
+    def violated_by(self, value: float) -> str | None:
+        if self.ge is not None and value < self.ge:
+            return f"must be at least {_num(self.ge)}"
+        if self.gt is not None and value <= self.gt:
+            return f"must be greater than {_num(self.gt)}"
+        if self.le is not None and value > self.le:
+            return f"must be at most {_num(self.le)}"
+        return None
+
+    def __str__(self) -> str:
+        parts = [f">= {_num(self.ge)}" if self.ge is not None else "", f"> {_num(self.gt)}" if self.gt is not None else ""]
+        parts.append(f"<= {_num(self.le)}" if self.le is not None else "")
+        return ", ".join(p for p in parts if p)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def option(
+    default: Any = MISSING,
+    doc: str = "",
+    *,
+    factory: Any = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A config field with its description (shown by ``taskhub --help``) and the values it
+    accepts beyond its type: a range (``ge``/``gt``/``le``) or ``choices`` for a string.
+    Hydra checks the type; :func:`check_options` the rest, before any model loads."""
+    metadata = {"doc": doc, "bounds": Bounds(ge, gt, le) if (ge, gt, le) != (None, None, None) else None, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_options(config: Any, prefix: str = "") -> None:
+    """Raise a one-line error for the first option outside its range or choices, by key.
+
+    Walks a structured config (a :class:`RunConfig`, a task's config) recursively; an
+    unset (``None``) option is the task's or library's default and is not checked."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            check_options(value, f"{key}.")
+            continue
+        if value is None:
+            continue
+        bounds, choices = f.metadata.get("bounds"), f.metadata.get("choices")
+        problem = None
+        if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            problem = bounds.violated_by(value)
+        elif choices is not None and value not in choices:
+            problem = f"must be one of {', '.join(choices)}"
+        if problem:
+            raise TaskhubError(f"{key}={_num(value) if isinstance(value, float) else value}: {problem}")
+
+
+def describe_options(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """``(key, type, value, description)`` for every option of a structured config, for
+    ``taskhub --help``; the type says what values are accepted (range, choices, null)."""
+    hints = typing.get_type_hints(type(config))
+    rows = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            rows.extend(describe_options(value, f"{key}."))
+            continue
+        hint = hints.get(f.name, Any)
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
+        metadata = _inherited_metadata(type(config), f)
+        accepted = "|".join(metadata["choices"]) if metadata.get("choices") else _type_name(args[0] if nullable else hint)
+        if metadata.get("bounds") is not None:
+            accepted += f" {metadata['bounds']}"
+        rows.append((key, accepted + (", or null" if nullable else ""), value.value if isinstance(value, Enum) else value, metadata.get("doc", "")))
+    return rows
+
+
+def _inherited_metadata(cls: type, f) -> Mapping[str, Any]:
+    """A field's option metadata; a subclass that only changes the default (``name``)
+    keeps its base's description."""
+    if f.metadata:
+        return f.metadata
+    for base in cls.__mro__[1:]:
+        inherited = getattr(base, "__dataclass_fields__", {}).get(f.name)
+        if inherited is not None and inherited.metadata:
+            return inherited.metadata
+    return {}
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return "|".join(member.value for member in hint)
+    origin = typing.get_origin(hint)
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(hint))}]"
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+# ------------------------------------------------------------------ schema
 @dataclass
 class TaskConfig:
     """Base of every task's options; a plugin subclasses it and adds its own fields.
@@ -51,78 +170,77 @@ class TaskConfig:
     ``name`` is the registry name; each subclass gives it a default.
     """
 
-    name: str = MISSING
+    name: str = option(MISSING, "The task (set with task=<name>)")
 
 
 @dataclass
 class ModelConfig:
-    # A hub id, a local folder, or pkg://<python package>[/<sub/folder>] for a model
-    # folder shipped inside an installed package. None: the task's default model.
-    name_or_path: Optional[str] = None
-    # Overrides of the model config (e.g. hidden_size=64). With no name_or_path and
-    # no task default, ``model_type`` here builds a model from scratch.
-    config: dict[str, Any] = field(default_factory=dict)
-    # Initialise weights randomly from the (possibly overridden) config instead of
-    # loading pretrained weights.
-    from_scratch: bool = False
-    # Overrides of the processor (tokenizer / feature extractor / image processor).
-    processor: dict[str, Any] = field(default_factory=dict)
-    revision: Optional[str] = None
-    # Running code shipped with a checkpoint is opt-in.
-    trust_remote_code: bool = False
-    # Inference speed modes (predict, evaluate; training has train.bf16/fp16): compute
-    # in bf16/fp16 under autocast, and/or dynamically quantize Linear layers to int8
-    # (CPU). Both trade a little accuracy for speed: compare labels before adopting.
-    dtype: Precision = Precision.fp32
-    quantize: Quantization = Quantization.none
+    name_or_path: Optional[str] = option(
+        None, "A hub id, a local folder, or pkg://<package>[/<folder>] inside an installed package (null: the task's default model)"
+    )
+    config: dict[str, Any] = option(
+        doc="Overrides of the model config (e.g. hidden_size=64); with no model named, model_type here builds one from scratch",
+        factory=dict,
+    )
+    from_scratch: bool = option(False, "Initialise weights randomly from the (overridden) config instead of loading pretrained ones")
+    processor: dict[str, Any] = option(doc="Overrides of the tokenizer / feature extractor / image processor", factory=dict)
+    revision: Optional[str] = option(None, "Hub revision (branch, tag or commit) of model.name_or_path")
+    trust_remote_code: bool = option(False, "Run code shipped with the checkpoint (opt-in: it runs with your permissions)")
+    allow_pickle: bool = option(False, "Load weights from pickle files (pytorch_model.bin, *.pt), which can run code when loaded; off: safetensors only")
+    dtype: Precision = option(
+        Precision.fp32, "Inference compute precision under autocast (predict, evaluate); compare labels before adopting"
+    )
+    quantize: Quantization = option(Quantization.none, "Dynamically quantize Linear layers for inference (CPU only)")
 
 
 @dataclass
 class DataConfig:
-    # JSONL, CSV or Parquet files (or pkg://...). With none of them set, the task's
-    # bundled demo data is used, so `taskhub task=<name>` runs with no data flags.
-    train: Optional[str] = None
-    validation: Optional[str] = None
-    test: Optional[str] = None
-    predict: Optional[str] = None
-    # canonical column name -> the column's name in your files, e.g. columns.text=review
-    columns: dict[str, str] = field(default_factory=dict)
-    # Use only the first N rows of each split (quick runs, smoke tests).
-    limit: Optional[int] = None
-    # File paths inside data files (images, audio) resolve against the data file's
-    # folder; with a root, every such path must lie inside it (no "..", no absolute
-    # path elsewhere), for data files from people you do not fully trust.
-    root: Optional[str] = None
+    train: Optional[str] = option(None, "Training data: a JSONL, CSV or Parquet file (none set at all: the task's bundled demo data)")
+    validation: Optional[str] = option(None, "Validation data, evaluated after every epoch")
+    test: Optional[str] = option(None, "Test data, evaluated after training and by mode=evaluate")
+    predict: Optional[str] = option(None, "Inputs of mode=predict")
+    columns: dict[str, str] = option(
+        doc="Canonical column name -> the column's name in your files, e.g. data.columns.text=review", factory=dict
+    )
+    limit: Optional[int] = option(None, "Use only the first N rows of each split (quick runs, smoke tests)", ge=1)
+    root: Optional[str] = option(
+        None, "Every file path inside data files (images, audio) must lie inside this folder: for data you do not fully trust"
+    )
+
+
+#: Values of TrainingArguments' eval_strategy / save_strategy.
+STRATEGIES = ("no", "steps", "epoch")
 
 
 @dataclass
 class TrainConfig:
     """The commonly tuned ``transformers.TrainingArguments``; ``args`` takes any other."""
 
-    num_train_epochs: Optional[float] = None
-    max_steps: Optional[int] = None
-    learning_rate: Optional[float] = None
-    per_device_train_batch_size: Optional[int] = None
-    per_device_eval_batch_size: Optional[int] = None
-    gradient_accumulation_steps: Optional[int] = None
-    weight_decay: Optional[float] = None
-    warmup_steps: Optional[float] = None
-    lr_scheduler_type: Optional[str] = None
-    eval_strategy: Optional[str] = None
-    save_strategy: Optional[str] = None
-    save_steps: Optional[float] = None
-    save_total_limit: Optional[int] = None
-    logging_steps: Optional[float] = None
-    group_by_length: Optional[bool] = None
-    gradient_checkpointing: Optional[bool] = None
-    fp16: Optional[bool] = None
-    bf16: Optional[bool] = None
-    dataloader_num_workers: Optional[int] = None
-    args: dict[str, Any] = field(default_factory=dict)
-    # Continue an interrupted training in the same run dir: "auto" takes the newest
-    # checkpoint under <run dir>/checkpoints (none: start fresh), or name a checkpoint folder.
-    # Checkpoints are saved every epoch by default (train.save_strategy / save_steps).
-    resume: Optional[str] = None
+    num_train_epochs: Optional[float] = option(None, "Epochs to train (null: the task's default)", gt=0)
+    max_steps: Optional[int] = option(None, "Optimizer steps to train; overrides num_train_epochs", ge=1)
+    learning_rate: Optional[float] = option(None, "Peak learning rate (null: the task's default)", gt=0)
+    per_device_train_batch_size: Optional[int] = option(None, "Training examples per device per step", ge=1)
+    per_device_eval_batch_size: Optional[int] = option(None, "Evaluation examples per device per step", ge=1)
+    gradient_accumulation_steps: Optional[int] = option(None, "Steps whose gradients add up before each update", ge=1)
+    weight_decay: Optional[float] = option(None, "AdamW weight decay", ge=0)
+    warmup_steps: Optional[float] = option(None, "Learning-rate warm-up: steps, or a fraction of all steps when below 1", ge=0)
+    lr_scheduler_type: Optional[str] = option(None, "Learning-rate schedule (linear, cosine, constant, ...)")
+    eval_strategy: Optional[str] = option(None, "When to evaluate the validation split (default: every epoch)", choices=STRATEGIES)
+    save_strategy: Optional[str] = option(
+        None, "When to save checkpoints (default: every epoch, removed after a successful run)", choices=(*STRATEGIES, "best")
+    )
+    save_steps: Optional[float] = option(None, "Steps between checkpoints with save_strategy=steps", gt=0)
+    save_total_limit: Optional[int] = option(None, "Checkpoints kept (the newest)", ge=1)
+    logging_steps: Optional[float] = option(None, "Steps between loss logs with logging_strategy=steps", gt=0)
+    group_by_length: Optional[bool] = option(None, "Batch training examples of similar length together")
+    gradient_checkpointing: Optional[bool] = option(None, "Recompute activations in the backward pass: less memory, slower")
+    fp16: Optional[bool] = option(None, "Mixed-precision training in float16 (GPU)")
+    bf16: Optional[bool] = option(None, "Mixed-precision training in bfloat16")
+    dataloader_num_workers: Optional[int] = option(None, "Worker processes loading training batches", ge=0)
+    args: dict[str, Any] = option(doc="Any other transformers.TrainingArguments field, e.g. train.args.max_grad_norm=0.5", factory=dict)
+    resume: Optional[str] = option(
+        None, "Continue an interrupted training in the same run dir: auto (the newest checkpoint) or a checkpoint folder"
+    )
 
     def set_values(self) -> dict[str, Any]:
         """The TrainingArguments the user set explicitly (None fields left out)."""
@@ -134,41 +252,31 @@ class TrainConfig:
 
 @dataclass
 class PredictConfig:
-    # Batch rows of similar length together (results keep the input order): far less
-    # padding on mixed-length inputs. false: batches in input order.
-    sort_by_length: bool = True
-    # Cap on padded positions per batch (longest input x inputs), on top of batch_size:
-    # keeps batches of long inputs within memory and short texts out of long texts'
-    # batches; for images, pixels. null: the task's default (on the CPU: 4096 for text,
-    # 2 s of samples for raw-waveform audio models, 8x224x224 pixels; otherwise no cap).
-    max_tokens: Optional[int] = None
-    # Continue an interrupted prediction into the same run dir (hydra.run.dir=<it>):
-    # rows already written are kept, the rest predicted; the result equals an
-    # uninterrupted run. false: start over.
-    resume: bool = False
+    sort_by_length: bool = option(
+        True, "Batch rows of similar length together (results keep the input order): far less padding on mixed lengths"
+    )
+    max_tokens: Optional[int] = option(
+        None,
+        "Cap on padded positions per batch, on top of batch_size (null: on the CPU 4096 for text, "
+        "2 s of samples for raw-waveform audio, 8x224x224 pixels for images; no cap on a GPU)",
+        ge=1,
+    )
+    resume: bool = option(False, "Continue an interrupted prediction into the same run dir (hydra.run.dir=<it>)")
 
 
 @dataclass
 class ReportConfig:
-    # The sweep dir whose job results to tabulate (mode=report).
-    dir: Optional[str] = None
-    # Sort rows by this column (e.g. test_accuracy), best first.
-    sort: Optional[str] = None
-    ascending: bool = False
+    dir: Optional[str] = option(None, "mode=report: the sweep dir whose job results to tabulate")
+    sort: Optional[str] = option(None, "Sort rows by this column (e.g. test_accuracy), best first")
+    ascending: bool = option(False, "Sort smallest first")
 
 
 @dataclass
 class DemoConfig:
-    # mode=demo: the address the app listens on. 127.0.0.1 serves this machine only;
-    # 0.0.0.0 serves every network interface.
-    host: str = "127.0.0.1"
-    # null: the first free port from 7860.
-    port: Optional[int] = None
-    # Also serve through a temporary public gradio.live link (needs internet).
-    share: bool = False
-    # Example inputs shown under the form: the first rows of data.predict, else
-    # data.test, else data.validation, else the task's bundled demo data.
-    examples: int = 5
+    host: str = option("127.0.0.1", "mode=demo: the address to serve on (127.0.0.1: this machine only; 0.0.0.0: every network)")
+    port: Optional[int] = option(None, "The port (null: the first free one from 7860)", ge=1, le=65535)
+    share: bool = option(False, "Also serve through a temporary public gradio.live link (needs internet)")
+    examples: int = option(5, "Example inputs shown under the form (from data.predict, test or validation)", ge=0)
 
 
 @dataclass
@@ -176,26 +284,22 @@ class RunConfig:
     """The root config: one run of one task in one mode."""
 
     task: Any = MISSING
-    mode: Mode = Mode.train
+    mode: Mode = option(Mode.train, "What to do: train, evaluate, predict, demo (serve an app) or report (a sweep's table)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    seed: int = 42
-    device: Device = Device.auto
-    # Inputs per forward pass at predict time (windows of long texts count one each).
-    batch_size: int = 32
+    seed: int = option(42, "Seed of every random number generator (training order, initialisation, sampling)", ge=0)
+    device: Device = option(Device.auto, "Where the model runs (auto: a GPU when there is one)")
+    batch_size: int = option(32, "Inputs per forward pass at predict time (windows of long texts count one each)", ge=1)
     predict: PredictConfig = field(default_factory=PredictConfig)
-    # A bad input row at predict/evaluate time: stop with its file and row (raise), or
-    # record it in errors.jsonl (row, input, reason) and go on (skip).
-    on_error: OnError = OnError["raise"]
-    # Also evaluate held-out splits before training (before_* metrics beside the
-    # trained ones). None: the task's default.
-    evaluate_before_training: Optional[bool] = None
-    # Sweeps: stop at the first failed job instead of recording it and going on.
-    fail_fast: bool = False
-    # Evaluation results by content key (config + checkpoint bytes + data bytes), reused
-    # when a sweep is re-run; null disables reuse.
-    results_cache: Optional[str] = None
+    on_error: OnError = option(
+        OnError["raise"], "A bad input row at predict/evaluate time: stop naming file and row (raise), or record it in errors.jsonl (skip)"
+    )
+    evaluate_before_training: Optional[bool] = option(None, "Also evaluate held-out splits before training (null: the task's default)")
+    fail_fast: bool = option(False, "Sweeps: stop at the first failed job instead of recording it and going on")
+    results_cache: Optional[str] = option(
+        None, "Folder of evaluation results by content key, reused when a sweep is re-run (null: no reuse)"
+    )
     report: ReportConfig = field(default_factory=ReportConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 

@@ -47,6 +47,22 @@ def save_tiny_text_model(path, **config: Any) -> None:
     tokenizer.save_pretrained(path)
 
 
+def save_task_model(task_name: str, base, path, **config: Any) -> None:
+    """``base`` with the task's head (random weights, seed 0) and its processor, saved as
+    a checkpoint of that task: inference refuses a checkpoint without a trained head, so
+    tests that compare outputs on random weights start from one of these. ``config``
+    overrides the model config (e.g. ``num_labels``, ``id2label``)."""
+    import torch
+
+    from taskhub.modeling import load_model
+
+    task = taskhub.load_task(task_name, model=str(base), device="cpu")
+    task.model_config.config.update(config)
+    torch.manual_seed(0)
+    load_model(task).save_pretrained(path)
+    task.processor.save_pretrained(path)
+
+
 def write_jsonl(path, rows) -> Path:
     path = Path(path)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

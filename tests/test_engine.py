@@ -12,7 +12,7 @@ import taskhub
 from taskhub.batching import features_per_row, plan_batches, select
 from taskhub.errors import BadRowError, RowFailure
 from taskhub.manager import get_registry
-from taskhub.testing import save_tiny_text_model
+from taskhub.testing import save_task_model, save_tiny_text_model
 
 
 # ----------------------------------------------------------------- planning
@@ -66,11 +66,9 @@ def test_bad_caps_are_errors():
 def classifier(tmp_path_factory):
     """A tiny random classifier saved with its head, so every load gives the same model."""
     base = tmp_path_factory.mktemp("tiny_base")
-    save_tiny_text_model(base, num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
-    task = taskhub.load_task("text_classification", model=str(base), device="cpu")
+    save_tiny_text_model(base)
     path = tmp_path_factory.mktemp("tiny_classifier")
-    task.model.save_pretrained(path)
-    task.processor.save_pretrained(path)
+    save_task_model("text_classification", base, path, num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
     return str(path)
 
 

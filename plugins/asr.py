@@ -55,6 +55,7 @@ class Asr(AudioTask, GenerationTask):
     text_field = "text"
     main_metric = "wer"
     demo_data = "pkg://taskhub_plugins/data/spoken_digits"
+    demo_description = "Upload or record speech to get it written out as text."
     evaluate_by_prediction = True
     evaluate_before_training = True
     # With no model named: a small wav2vec2-BERT CTC model (a conformer over log-mel

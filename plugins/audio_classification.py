@@ -22,6 +22,7 @@ class AudioClassification(AudioTask, ClassificationTask):
     auto_model = "AutoModelForAudioClassification"
     processor_class = "AutoFeatureExtractor"
     demo_data = "pkg://taskhub_plugins/data/keywords"
+    demo_description = "Upload or record a sound to see which of the model's labels fit it best, and how well."
     # With no model named, a small wav2vec2-BERT (a conformer over log-mel features:
     # attention plus depthwise convolutions, which learns from few examples) is trained
     # from scratch.

@@ -33,6 +33,7 @@ class ImageClassification(ClassificationTask):
     # cache. Small images (the 32x32 demo) still go 32 at a time.
     cpu_max_pixels = 8 * 224 * 224
     demo_data = "pkg://taskhub_plugins/data/digits"
+    demo_description = "Upload an image to see which of the model's labels fit it best, and how well."
     # With no model named, a small ResNet is trained from scratch on the digits.
     default_model_config = {
         "model_type": "resnet",

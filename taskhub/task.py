@@ -387,6 +387,14 @@ class Task(abc.ABC):
     #: :attr:`prediction_fields` (``label`` + ``score``: label; ``start`` + ``end`` + ``score``:
     #: spans; else json).
     demo_output: ClassVar[str | None] = None
+    #: One plain-language sentence under the demo's title: what to enter and what comes
+    #: back, for someone who has never heard of the task. None: the class docstring's first line.
+    demo_description: ClassVar[str | None] = None
+
+    def demo_labels(self) -> list[str]:
+        """The names the model predicts, listed under the demo's title (and, for marked
+        spans, each given a colour in a legend). Default: none."""
+        return []
 
     @property
     def demo_kind(self) -> str:

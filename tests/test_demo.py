@@ -2,9 +2,11 @@
 
 Each browser test serves a task's app (the one ``taskhub mode=demo`` serves) over a tiny
 random model on a free localhost port, submits one input the way a user would (typing,
-clicking an example from the bundled data, uploading a file), and checks that the page
-shows what ``task.predict`` returns for that input through the Python API. A screenshot
-of each demo goes to ``$TASKHUB_TEST_ARTIFACTS`` (default ``test-artifacts/``).
+clicking an example from the bundled data, which runs it, uploading a file), and checks
+that the page shows what ``task.predict`` returns for that input through the Python API,
+and what a person sees around it: the labels listed, every label bar, a legend, a message
+for an empty or unreadable input. A screenshot of each demo goes to
+``$TASKHUB_TEST_ARTIFACTS`` (default ``test-artifacts/``).
 
 The browser tests need ``chromium`` and ``chromedriver`` on PATH; without them they skip,
 or fail where ``TASKHUB_REQUIRE_BROWSER=1`` (CI).
@@ -27,13 +29,14 @@ from conftest import REPO, TASKHUB, read_jsonl
 
 import taskhub
 from taskhub import TaskhubError
-from taskhub.demo import INPUT_ID, MISSING_GRADIO, OUTPUT_ID, SUBMIT_ID
+from taskhub.demo import DESCRIPTION_ID, EMPTY_INPUT, INPUT_ID, LABEL_BARS, MISSING_GRADIO, OUTPUT_ID, SUBMIT_ID
 
 DATA = REPO / "plugins" / "data"
 ARTIFACTS = Path(os.environ.get("TASKHUB_TEST_ARTIFACTS") or REPO / "test-artifacts")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--window-size=1280,1000"]  # fmt: skip
 NER_LABELS = ["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER"]
+NER_KINDS = ["LOC", "MISC", "ORG", "PER"]
 WAIT_S = 60
 
 
@@ -113,7 +116,7 @@ def type_text(browser, column: str, text: str) -> None:
 
 
 def click_first_example(browser, columns: list[str]) -> dict[str, str]:
-    """Click the first example and return the inputs it filled in."""
+    """Click the first example (which also submits it) and return the inputs it filled in."""
     css(browser, ".gallery-item, .tr-body td")[0].click()
     until(browser, lambda b: all(text_input(b, c).get_attribute("value") for c in columns), "the example to fill the form")
     return {c: text_input(browser, c).get_attribute("value") for c in columns}
@@ -131,6 +134,16 @@ def submit_and_wait(browser, ready) -> None:
     until(browser, ready, "the prediction")
 
 
+def submit_and_expect_message(browser, message: str) -> None:
+    """Submit and wait for ``message`` in the page (Gradio's error toast)."""
+    css(browser, f"#{SUBMIT_ID}")[0].click()
+    until(browser, lambda b: message in b.find_element("tag name", "body").text, f"the message {message!r}")
+
+
+def description(browser) -> str:
+    return css(browser, f"#{DESCRIPTION_ID}")[0].text
+
+
 def screenshot(browser, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"demo-{name}.png"))
@@ -146,15 +159,24 @@ def rendered_scores(browser) -> dict[str, float]:
     }
 
 
+def rendered_legend(browser) -> dict[str, str]:
+    """The highlighted-text widget's legend: colour -> label."""
+    return {item.value_of_css_property("background-color"): item.text for item in css(browser, f"#{OUTPUT_ID} .legend-item")}
+
+
 def rendered_spans(browser) -> tuple[str, list[tuple[str, str]]]:
-    """The highlighted-text widget: the whole text and its marked (text, label) spans."""
+    """The highlighted-text widget: the whole text and its marked (text, label) spans. A
+    mark's label is the one written beside it or, with a legend, the legend's of its colour."""
+    legend = rendered_legend(browser)
+
+    def label(token) -> str:
+        if legend:
+            return legend[token.value_of_css_property("background-color")]
+        return token.find_element("css selector", ".label").get_attribute("textContent")
+
     tokens = css(browser, f"#{OUTPUT_ID} .token")
     text = "".join(t.find_element("css selector", ".text").get_attribute("textContent") for t in tokens)
-    marked = [
-        (t.find_element("css selector", ".text").get_attribute("textContent"), t.find_element("css selector", ".label").get_attribute("textContent"))
-        for t in tokens
-        if "highlighted" in t.get_attribute("class")
-    ]
+    marked = [(t.find_element("css selector", ".text").get_attribute("textContent"), label(t)) for t in tokens if "highlighted" in t.get_attribute("class")]
     return text, marked
 
 
@@ -296,6 +318,12 @@ def demo_and_reference(name: str, model: str, **options):
     return taskhub.load_task(name, model=model, device="cpu", **options), taskhub.load_task(name, model=model, device="cpu", **options)
 
 
+def label_bars_and_reference(name: str, model: str):
+    """A classification task with the default ``top_k`` (1) for the demo, and a reference
+    asking for the :data:`LABEL_BARS` scores the demo shows whatever ``top_k``."""
+    return taskhub.load_task(name, model=model, device="cpu"), taskhub.load_task(name, model=model, device="cpu", top_k=LABEL_BARS)
+
+
 def demo_examples(task) -> list[dict]:
     from taskhub.config import DataConfig
     from taskhub.demo import examples
@@ -304,28 +332,41 @@ def demo_examples(task) -> list[dict]:
 
 
 # ------------------------------------------------------------ browser tests
-def test_text_classification_shows_label_scores_as_bars(browser, models):
-    task, reference = demo_and_reference("text_classification", models("text_classification"), top_k=2)
+def test_text_classification_lists_the_labels_asks_for_text_and_shows_every_label_bar(browser, models):
+    """A binary classifier with ``task.top_k=1`` shows both labels' bars."""
+    from taskhub_plugins.text_classification import TextClassification
+
+    task, reference = label_bars_and_reference("text_classification", models("text_classification"))
     text = "A steaming bowl of ramen with a soft egg."
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
+        shown_description = description(browser)
+        type_text(browser, "text", "  ")
+        submit_and_expect_message(browser, EMPTY_INPUT["text"])
         type_text(browser, "text", text)
         submit_and_wait(browser, has_scores)
         screenshot(browser, "text_classification")
         shown = rendered_scores(browser)
+    assert TextClassification.demo_description in shown_description
+    assert "Labels: food, not_food" in shown_description
     expected = reference.predict([{"text": text}])[0]
+    assert set(shown) == {"food", "not_food"}
     assert shown == pytest.approx(dict(zip(expected["label"], expected["score"])), abs=1e-6)
 
 
-def test_ner_marks_the_entities_in_the_text(browser, models):
+def test_ner_marks_the_entities_in_the_text_in_the_colours_of_a_legend(browser, models):
     task, reference = demo_and_reference("ner", models("ner"))
     text = "Angela Merkel met Emmanuel Macron in Paris."
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
+        shown_description = description(browser)
         type_text(browser, "text", text)
         submit_and_wait(browser, has_spans)
         screenshot(browser, "ner")
         shown_text, marked = rendered_spans(browser)
+        legend = rendered_legend(browser)
+    assert f"Labels: {', '.join(NER_KINDS)}" in shown_description and "IOB2" not in shown_description
+    assert sorted(legend.values()) == NER_KINDS and len(legend) == len(NER_KINDS)  # a colour each
     entities = reference.predict([{"text": text}])[0]["entities"]
     assert entities, "the tiny model should find some entities, or this test checks nothing"
     assert shown_text == text
@@ -340,7 +381,7 @@ def test_qa_highlights_the_answer_in_the_context_of_a_bundled_example(browser, m
     with served(task, examples) as url:
         open_demo(browser, url)
         record = click_first_example(browser, ["question", "context"])
-        submit_and_wait(browser, has_spans)
+        until(browser, has_spans, "the example's prediction")
         screenshot(browser, "qa")
         shown_text, marked = rendered_spans(browser)
     assert record == examples[0]
@@ -349,15 +390,13 @@ def test_qa_highlights_the_answer_in_the_context_of_a_bundled_example(browser, m
     assert marked == [(record["context"][answer["start"] : answer["end"]], f"{answer['score']:.0%}")]
 
 
-@pytest.mark.parametrize(
-    ("task_name", "data", "column", "top_k"),
-    [("image_classification", "digits", "image", 3), ("audio_classification", "keywords", "audio", 4)],
-)
-def test_media_classification_takes_an_uploaded_file(browser, models, task_name, data, column, top_k):
-    task, reference = demo_and_reference(task_name, models(task_name), top_k=top_k)
+@pytest.mark.parametrize(("task_name", "data", "column"), [("image_classification", "digits", "image"), ("audio_classification", "keywords", "audio")])
+def test_media_classification_asks_for_a_file_and_takes_an_uploaded_one(browser, models, task_name, data, column):
+    task, reference = label_bars_and_reference(task_name, models(task_name))
     path = DATA / data / read_jsonl(DATA / data / "test.jsonl")[0][column]
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
+        submit_and_expect_message(browser, EMPTY_INPUT[column])
         upload(browser, column, path, "img" if column == "image" else "audio")
         submit_and_wait(browser, has_scores)
         screenshot(browser, task_name)
@@ -383,7 +422,7 @@ def test_fill_mask_shows_the_filled_texts_as_bars(browser, models):
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
         record = click_first_example(browser, ["text"])
-        submit_and_wait(browser, has_scores)
+        until(browser, has_scores, "the example's prediction")
         screenshot(browser, "fill_mask")
         shown = rendered_scores(browser)
     assert "[MASK]" in record["text"]
@@ -397,19 +436,29 @@ def test_generation_tasks_show_the_generated_text(browser, models, name, model):
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
         record = click_first_example(browser, ["text"])
-        submit_and_wait(browser, has_text)
+        until(browser, has_text, "the example's prediction")
         screenshot(browser, name)
         shown = rendered_text(browser)
     expected = reference.predict([record])[0][reference.text_field]
     assert expected.strip() and shown == expected
 
 
-def test_bad_input_is_shown_as_an_error_in_the_page(browser, models):
+def test_an_unreadable_upload_says_why_and_a_small_image_fills_its_box(browser, models, tmp_path):
     task = taskhub.load_task("image_classification", model=models("image_classification"), device="cpu")
+    unreadable = tmp_path / "notes.png"
+    unreadable.write_text("not an image")
+    digit = DATA / "digits" / read_jsonl(DATA / "digits" / "test.jsonl")[0]["image"]
     with served(task) as url:
         open_demo(browser, url)
-        css(browser, f"#{SUBMIT_ID}")[0].click()  # no image chosen
-        until(browser, lambda b: "image must be" in b.find_element("tag name", "body").text, "the error message")
+        upload(browser, "image", unreadable, "img")
+        submit_and_expect_message(browser, "Cannot read the uploaded image: cannot identify image file 'notes.png'")
+        upload(browser, "image", digit, "img")
+        box = css(browser, f"#{INPUT_ID.format(column='image')}")[0].size
+        preview = css(browser, f"#{INPUT_ID.format(column='image')} img")[0]
+        until(browser, lambda b: preview.get_attribute("naturalWidth") != "0", "the image to load")
+        shown, natural = preview.size, int(preview.get_attribute("naturalWidth"))
+    assert natural == 8 and box["height"] == 320  # the digits are 8x8 pixels
+    assert shown["width"] == shown["height"] > 200  # scaled up to fill the box (less its toolbar), not a strip
 
 
 def test_cli_serves_the_demo_until_interrupted(browser, models, tmp_path):
@@ -438,6 +487,7 @@ def test_cli_serves_the_demo_until_interrupted(browser, models, tmp_path):
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+    assert "demo.share=true" in output and "launch()" not in output  # hints name taskhub's options, not Gradio's
 
 
 # ------------------------------------------------------ without a browser
@@ -477,16 +527,19 @@ def test_without_gradio_the_cli_says_how_to_install_it(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"taskhub: error: {MISSING_GRADIO}"]
 
 
-def test_a_port_in_use_is_a_one_line_error():
+def test_a_port_in_use_or_a_foreign_host_is_a_one_line_error_in_demo_options(models):
     pytest.importorskip("gradio")
     from taskhub.demo import launch
 
+    task = taskhub.load_task("text_classification", model=models("text_classification"), device="cpu")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(TaskhubError, match=f"demo: cannot serve on 127.0.0.1:{port}: "):
-            launch(taskhub.load_task("text_classification"), port=port, block=False)
+        with pytest.raises(TaskhubError, match=rf"^demo\.port={port} is in use: pick another with demo\.port=<n> or leave it unset"):
+            launch(task, port=port, block=False)
+    with pytest.raises(TaskhubError, match=r"^demo\.host=203\.0\.113\.7 is not an address of this machine: use 127\.0\.0\.1"):
+        launch(task, host="203.0.113.7", port=free_port(), block=False)
 
 
 def test_spans_that_overlap_an_earlier_one_or_are_empty_are_left_out():
@@ -497,3 +550,34 @@ def test_spans_that_overlap_an_earlier_one_or_are_empty_are_left_out():
         "text": "abcdef",
         "entities": [{"entity": "best", "start": 2, "end": 4}, {"entity": "next", "start": 4, "end": 6}],
     }
+
+
+def test_an_empty_input_of_any_widget_asks_for_it():
+    from taskhub.demo import empty_input
+
+    assert empty_input({"text": "text"}, {"text": " \n"}) == "Please enter some text"
+    assert empty_input({"image": "image"}, {"image": None}) == "Please upload an image"
+    assert empty_input({"audio": "audio"}, {"audio": None}) == "Please upload or record audio"
+    assert empty_input({"question": "text", "context": "text"}, {"question": "Who?", "context": ""}) == "Please enter some text (context)"
+    assert empty_input({"text": "text"}, {"text": "soup"}) is None
+
+
+def test_a_failed_submission_says_why():
+    from taskhub.demo import error_message
+    from taskhub.errors import BadRowError
+
+    assert error_message(BadRowError("demo input", 1, "cannot read image x.png")) == "cannot read image x.png"
+    assert error_message(TaskhubError("task.top_k=0: must be at least 1")) == "task.top_k=0: must be at least 1"
+    assert error_message(RuntimeError("CUDA out of memory")) == "RuntimeError: CUDA out of memory"
+
+
+def test_label_bars_come_from_a_copy_of_the_task_asking_for_more_candidates(models):
+    from taskhub.demo import with_label_bars
+
+    task = taskhub.load_task("text_classification", model=models("text_classification"), device="cpu")
+    predictor = with_label_bars(task)
+    assert (task.config.top_k, predictor.config.top_k) == (1, LABEL_BARS)
+    assert predictor.model is task.model
+    assert task.predict([{"text": "soup"}])[0]["label"] in ("food", "not_food")  # the task itself unchanged
+    wide = taskhub.load_task("text_classification", model=models("text_classification"), device="cpu", top_k=7)
+    assert with_label_bars(wide) is wide

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from taskhub import RowError, TaskConfig, TaskSpec, hookimpl
+from taskhub import RowError, TaskConfig, TaskSpec, hookimpl, option
 from taskhub.task import Task
 
 
 @dataclass
 class PairSimilarityConfig(TaskConfig):
     name: str = "pair_similarity"
-    max_length: Optional[int] = None
+    max_length: Optional[int] = option(None, "Tokens per text pair (null: the model's limit)", ge=2)
 
 
 class PairSimilarity(Task):

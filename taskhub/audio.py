@@ -63,7 +63,17 @@ def load_audio(value: Any, index: int, sampling_rate: int):
         raise RowError(index, f"audio must be a file path, an {{array, sampling_rate}} dict or an array, got {type(value).__name__}")
     if array.size == 0:
         raise RowError(index, "the audio array has no samples")
+    check_finite(array, index, f"audio file {os.fspath(value)}" if isinstance(value, (str, os.PathLike)) else "the audio array")
     return resample(array, int(rate), sampling_rate)
+
+
+def check_finite(array, index: int, what: str) -> None:
+    """Refuse NaN or infinite samples (a float file can hold them): the model would output
+    NaN scores, which are not JSON, and training on them turns every weight into NaN."""
+    import numpy as np
+
+    if not np.isfinite(array).all():
+        raise RowError(index, f"{what} has NaN or infinite samples")
 
 
 def read_file(path: str, index: int):
@@ -261,9 +271,31 @@ class AudioTask:
         return super().default_max_tokens()
 
     def waveforms(self, batch: dict[str, list]) -> list:
-        """The batch's ``audio`` values as mono float32 waveforms at the feature extractor's rate."""
+        """The batch's ``audio`` values as mono float32 waveforms at the feature extractor's
+        rate; a clip shorter than the model takes is its row's error."""
         rate = self.feature_extractor.sampling_rate
-        return [load_audio(value, i, rate) for i, value in enumerate(batch["audio"])]
+        shortest = self.min_samples()
+        waveforms = [load_audio(value, i, rate) for i, value in enumerate(batch["audio"])]
+        for i, waveform in enumerate(waveforms):
+            if waveform.shape[0] < shortest:
+                raise RowError(
+                    i, f"the audio is too short: {waveform.shape[0]} samples at {rate} Hz; the model needs at least {shortest} ({shortest / rate * 1000:.0f} ms)"
+                )
+        return waveforms
+
+    def min_samples(self) -> int:
+        """The shortest waveform the model takes: a convolutional feature encoder
+        (wav2vec2, HuBERT, WavLM: ``conv_kernel`` / ``conv_stride``) needs one receptive
+        field for its first frame (400 samples, 25 ms, for wav2vec2-base); a shorter clip
+        crashes its forward pass."""
+        config = self.model.config
+        kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
+        if not kernels or not strides:
+            return 1
+        samples = 1
+        for kernel, stride in zip(reversed(kernels), reversed(strides)):
+            samples = (samples - 1) * stride + kernel
+        return samples
 
     def build_collator(self):
         return AudioCollator(self.feature_extractor, lengths=True)

@@ -8,7 +8,9 @@ folder).
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -92,7 +94,8 @@ def load_file(path: str) -> datasets.Dataset:
         check_utf8(path)
     datasets.disable_progress_bars()
     try:
-        dataset = datasets.load_dataset(FORMATS[ext], data_files=os.path.abspath(path), split="train")
+        with quiet_datasets_logger():
+            dataset = datasets.load_dataset(FORMATS[ext], data_files=os.path.abspath(path), split="train")
     except Exception as exc:
         located = first_bad_line(path) if ext == ".jsonl" else None
         if located:
@@ -103,6 +106,20 @@ def load_file(path: str) -> datasets.Dataset:
     if len(dataset) == 0:
         raise TaskhubError(f"{path}: no rows")
     return dataset
+
+
+@contextmanager
+def quiet_datasets_logger():
+    """Silence the ``datasets`` library's log for the duration: a file it cannot read is
+    our one-line error, not its log line followed by ours."""
+    import datasets
+
+    level = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        datasets.logging.set_verbosity(level)
 
 
 def check_utf8(path: str) -> None:
@@ -133,7 +150,22 @@ def first_bad_line(path: str) -> str | None:
                 return f"line {number}: not valid JSON ({exc.msg} at column {exc.pos + 1})"
             if not isinstance(value, dict):
                 return f"line {number}: expected a JSON object per line, got {type(value).__name__}"
+            surrogate = lone_surrogate(value)
+            if surrogate:
+                return (
+                    f"line {number}: not valid JSON (a string holds \\u{ord(surrogate):04x}, half of a UTF-16 "
+                    "surrogate pair, which is not a character)"
+                )
     return None
+
+
+def lone_surrogate(value) -> str | None:
+    """The first unpaired UTF-16 surrogate in a parsed JSON value's strings (keys too), if
+    any: Python's json accepts ``"\\ud800"``, the Arrow reader refuses the whole file."""
+    if isinstance(value, str):
+        return next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else []
+    return next((found for item in items if (found := lone_surrogate(item))), None)
 
 
 def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], path: str, root: str | None = None) -> datasets.Dataset:

@@ -16,9 +16,11 @@ What every generative task needs lives here once:
 * **Decoding.** Generated ids -> text (special tokens skipped); with
   ``num_return_sequences > 1`` each record holds a list of texts.
 * **Sequence-to-sequence tasks** (:class:`Seq2SeqTask`, the base of summarization and
-  translation): ``text`` -> ``target`` rows, ``prefix``, source/target length limits,
-  training a tokenizer on the data for a from-scratch model, evaluation by generating the
-  held-out split and scoring the texts (the same code path as ``mode=predict``).
+  translation): ``text`` -> ``target`` rows, ``prefix``, source/target length limits
+  (inputs are cut only where the model has no more positions; cut rows are counted and
+  reported once: :class:`~taskhub.text.CountsCutTexts`), training a tokenizer on the data
+  for a from-scratch model, evaluation by generating the held-out split and scoring the
+  texts (the same code path as ``mode=predict``).
 
 Like every task module, this one imports neither torch nor transformers at import time.
 """
@@ -36,7 +38,7 @@ from typing import Any, ClassVar, Optional
 from taskhub.config import TaskConfig
 from taskhub.errors import RowError, TaskhubError
 from taskhub.task import Task
-from taskhub.text import check_texts
+from taskhub.text import CountsCutTexts, check_texts, position_limit, tokenize
 
 log = logging.getLogger("taskhub")
 
@@ -254,9 +256,11 @@ class Seq2SeqConfig(GenerationTaskConfig):
     # Put before every input text, e.g. "summarize: " for T5. None: the prefix the
     # model's config names for the task (T5's task_specific_params), else none.
     prefix: Optional[str] = None
-    # Inputs and targets are truncated to these many tokens; generation stops after
-    # max_target_length new tokens unless the model or task.generate sets a length.
-    max_source_length: int = 512
+    # Inputs are cut to max_source_length tokens (None: the model's position limit, no cut
+    # for models without one such as T5), targets to max_target_length; a run that cuts
+    # says how many. Generation stops after max_target_length new tokens unless the model
+    # or task.generate sets a length.
+    max_source_length: Optional[int] = None
     max_target_length: int = 128
 
 
@@ -264,7 +268,7 @@ class Seq2SeqConfig(GenerationTaskConfig):
 SEQ2SEQ_SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
 
 
-class Seq2SeqTask(GenerationTask):
+class Seq2SeqTask(CountsCutTexts, GenerationTask):
     """Base of text -> text tasks with an encoder-decoder model (summarization, translation)."""
 
     config_cls = Seq2SeqConfig
@@ -316,18 +320,24 @@ class Seq2SeqTask(GenerationTask):
 
     # ---------------------------------------------------------------- data
     def preprocess(self, batch):
+        """Prefixed texts -> token ids, cut only where the model cannot take more (or at
+        ``max_source_length``): the v4 pipelines did not cut at all."""
         texts = check_texts(batch["text"])
         self.prepare_tokenizer()
         prefix = self.prefix
-        encoded = self.processor(
-            [prefix + text for text in texts], truncation=True, max_length=self.config.max_source_length
-        )
+        limit = self.config.max_source_length or position_limit(self.model_settings)
+        encoded, cut = tokenize(self.processor, limit, [prefix + text for text in texts])
+        if limit is not None:
+            named = f"task.max_source_length={limit}" if self.config.max_source_length else f"the model's {limit}-token limit"
+            self.note_cut(cut, "inputs", named)
         return {k: encoded[k] for k in ("input_ids", "attention_mask") if k in encoded}
 
     def encode_targets(self, batch, features):
         targets = check_texts(batch["target"], "target")
         self.prepare_tokenizer()
-        encoded = self.processor(text_target=targets, truncation=True, max_length=self.config.max_target_length)
+        limit = self.config.max_target_length
+        encoded, cut = tokenize(self.processor, limit, text_target=targets)
+        self.note_cut(cut, "targets", f"task.max_target_length={limit}")
         return {"labels": encoded["input_ids"]}
 
     # ------------------------------------------------------- from scratch

@@ -1,30 +1,69 @@
-"""Reading media inputs shared by tasks of one modality (images now; audio later)."""
+"""Reading media inputs shared by tasks of one modality (images; audio: :mod:`taskhub.audio`),
+and the wording of a library's error on one input."""
 
 from __future__ import annotations
 
+import io
+import os
 from typing import Any
 
+from taskhub.dataroot import checked_path
 from taskhub.errors import RowError
 
 
+def library_message(exc: BaseException) -> str:
+    """A library exception in one line: its type (the message alone may not say what went
+    wrong, e.g. "negative dimensions are not allowed") and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def load_image(value: Any, index: int):
-    """A file path, PIL image or HxW(xC) array -> RGB PIL image; RowError if unreadable."""
-    from PIL import Image, UnidentifiedImageError
+    """A file path, encoded image bytes, PIL image or HxW(xC) array -> upright RGB PIL
+    image; RowError if unreadable.
+
+    Images are turned by their EXIF orientation, as ``transformers.image_utils.load_image``
+    does: cameras store a portrait photo sideways and tag it (orientation 6), and the
+    model must see it the way it is displayed."""
+    from PIL import Image
 
     if isinstance(value, Image.Image):
-        image = value
-    elif isinstance(value, str):
-        try:
-            with Image.open(value) as opened:
-                return opened.convert("RGB")  # decodes into a new image: one copy, file closed
-        except FileNotFoundError:
-            raise RowError(index, f"image file not found: {value}") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise RowError(index, f"cannot read image {value}: {exc}") from None
-    elif hasattr(value, "__array__"):
+        return upright_rgb(value)
+    if isinstance(value, (str, os.PathLike, bytes, bytearray)):
+        return decode_image(value, index)
+    if hasattr(value, "__array__"):
         import numpy as np
 
         image = Image.fromarray(np.asarray(value))
-    else:
-        raise RowError(index, f"image must be a file path, PIL image or array, got {type(value).__name__}")
+        return image if image.mode == "RGB" else image.convert("RGB")
+    raise RowError(index, f"image must be a file path, image bytes, PIL image or array, got {type(value).__name__}")
+
+
+def decode_image(value: str | os.PathLike | bytes | bytearray, index: int):
+    """An image file or encoded bytes -> upright RGB PIL image. Whatever PIL raises on
+    the data (not an image, truncated, a decompression bomb) is the row's error, naming the file."""
+    from PIL import Image
+
+    binary = isinstance(value, (bytes, bytearray))
+    what = f"image bytes ({len(value)} bytes)" if binary else f"image {os.fspath(value)}"
+    try:
+        with Image.open(io.BytesIO(value) if binary else checked_path(value)) as opened:
+            image = upright_rgb(opened)
+            return opened.copy() if image is opened else image  # decoded: the file closes here
+    except FileNotFoundError:
+        raise RowError(index, f"image file not found: {os.fspath(value)}") from None
+    except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
+        raise RowError(index, f"cannot read {what}: {library_message(exc)}") from None
+
+
+def upright_rgb(image):
+    """The image rotated / mirrored by its EXIF orientation, in RGB (as transformers' load_image)."""
+    from PIL import ImageOps
+
+    if image.getexif().get(ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+#: The EXIF tag of how the stored pixels are turned for display (1: as stored).
+ORIENTATION = 0x0112

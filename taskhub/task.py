@@ -369,14 +369,41 @@ class Task(abc.ABC):
         return 1
 
     def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:
-        """:meth:`preprocess` (+ :meth:`encode_targets`), turning a RowError into a user error."""
-        try:
-            features = self.preprocess(batch)
+        """:meth:`preprocess` (+ :meth:`encode_targets`), a bad row becoming a user error that
+        names the file and row.
+
+        Tasks raise RowError for rows they know to be bad. Whatever else a library raises on
+        the batch (a feature extractor on a clip too short for it, a tokenizer on a value it
+        cannot take) belongs to a row too: the rows are preprocessed one at a time and the
+        first that fails alone is the bad one, so ``on_error=skip`` sets just that row aside.
+        A TaskhubError (the options, not a row) and a failure no single row causes pass through.
+        """
+
+        def run(rows):
+            features = self.preprocess(rows)
             if with_targets:
-                features.update(self.encode_targets(batch, features))
+                features.update(self.encode_targets(rows, features))
+            return features
+
+        try:
+            return run(batch)
         except RowError as err:
             raise BadRowError(source, row_numbers[err.index], err.message) from None
-        return features
+        except TaskhubError:
+            raise
+        except Exception:
+            from taskhub.media import library_message
+
+            for i, row_number in enumerate(row_numbers):
+                try:
+                    run({column: values[i : i + 1] for column, values in batch.items()})
+                except RowError as err:
+                    raise BadRowError(source, row_number, err.message) from None
+                except TaskhubError:
+                    raise
+                except Exception as row_exc:
+                    raise BadRowError(source, row_number, f"cannot preprocess the row: {library_message(row_exc)}") from row_exc
+            raise
 
     # ------------------------------------------------------------------- demo
     # ``mode=demo`` (:mod:`taskhub.demo`) builds its form and output widget from these,

@@ -1,9 +1,16 @@
-"""Text helpers shared by span tasks (ner, qa): long inputs as overlapping token windows."""
+"""Text helpers shared by the text tasks: long inputs as overlapping token windows (ner,
+qa), the models' length limits, and texts cut to a limit counted and reported once
+(text_classification, summarization, translation)."""
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
+
 from taskhub.errors import RowError, TaskhubError
 from taskhub.task import ROW_KEY
+
+log = logging.getLogger("taskhub")
 
 
 def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, stride: int, truncation="longest_first", is_split_into_words: bool = False):
@@ -36,10 +43,13 @@ def tokenize_windows(tokenizer, texts, pairs=None, *, max_length: int | None, st
     return features
 
 
-def check_texts(values: list, column: str = "text") -> list[str]:
-    """The batch's texts; a missing, non-string or blank one is an error for its row."""
+def check_texts(values: list, column: str = "text", optional: bool = False) -> list:
+    """The batch's texts; a missing (unless ``optional``), non-string or blank one is an
+    error for its row."""
     for i, value in enumerate(values):
         if value is None:
+            if optional:
+                continue
             raise RowError(i, f"missing '{column}'")
         if not isinstance(value, str):
             raise RowError(i, f"'{column}' must be a string, not {type(value).__name__}")
@@ -53,7 +63,88 @@ def max_tokens(task) -> int | None:
     states a limit). A tokenizer's ``model_max_length`` can exceed the model's position
     table (a small model built from a config, a tokenizer saved without a limit: "1e30"),
     and longer inputs would crash the model."""
-    candidates = [task.processor.model_max_length]
-    candidates += [getattr(task.model.config, key, None) for key in ("max_position_embeddings", "n_positions")]
-    limits = [int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 1_000_000]
+    limits = [limit for limit in (sane_limit(task.processor.model_max_length), position_limit(task.model_settings)) if limit]
     return min(limits) if limits else None
+
+
+#: Model config keys that bound the input length (absolute position tables).
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_encoder_position_embeddings")
+
+
+def position_limit(config) -> int | None:
+    """The most input positions the model has; None when it states no limit (T5's
+    relative positions take any length)."""
+    limits = [limit for key in POSITION_KEYS if (limit := sane_limit(getattr(config, key, None)))]
+    return min(limits) if limits else None
+
+
+def sane_limit(value) -> int | None:
+    """A stated length limit; None for none or a placeholder (a tokenizer saved without one: "1e30")."""
+    return int(value) if isinstance(value, (int, float)) and 0 < value < 1_000_000 else None
+
+
+# ------------------------------------------------------------------ cut texts
+def tokenize(tokenizer, max_length: int | None, *args, **kwargs):
+    """``tokenizer(*args, **kwargs)`` with the texts cut to ``max_length`` tokens (None: not
+    cut) -> (the encoding, the positions of the rows that were cut)."""
+    if max_length is None:
+        return tokenizer(*args, **kwargs), []
+    encoded = tokenizer(*args, truncation=True, max_length=max_length, **kwargs)
+    if encoded.encodings is not None:  # a fast tokenizer keeps what it cut off
+        return encoded, [i for i, encoding in enumerate(encoded.encodings) if encoding.overflowing]
+    whole = tokenizer(*args, **kwargs)["input_ids"]
+    return encoded, [i for i, ids in enumerate(whole) if len(ids) > max_length]
+
+
+class CountsCutTexts:
+    """Mixin of text tasks that cut texts longer than a token limit (put it before the
+    task base class). Cutting changes the output, so it is never silent: ``preprocess``
+    tells :meth:`note_cut` which rows it cut, and each predict call (or
+    :func:`reporting_cuts` block) ends with one warning per file counting them. A row
+    preprocessed twice (set aside and retried, evaluated again) counts once."""
+
+    #: While a report is open: (file, what, limit) -> (row numbers cut, row numbers seen).
+    _cut_tally: dict | None = None
+    #: During :meth:`run_preprocess`: what ``preprocess`` cut, per :meth:`note_cut` call.
+    _cut_in_batch: list | None = None
+
+    def note_cut(self, indices, what: str, limit: str) -> None:
+        """In ``preprocess``, whenever texts go through a limit: the batch's rows at
+        ``indices`` (maybe none) were cut; ``what`` they are ("inputs", "targets") and the
+        ``limit`` ("the model's 512-token limit"). Not counted when preprocess is called alone."""
+        if self._cut_in_batch is not None:
+            self._cut_in_batch.append((list(indices), what, limit))
+
+    def run_preprocess(self, batch, source, row_numbers, with_targets=False):
+        self._cut_in_batch = notes = []
+        try:
+            features = super().run_preprocess(batch, source, row_numbers, with_targets=with_targets)
+        finally:
+            self._cut_in_batch = None
+        with reporting_cuts(self) as tally:  # outside a predict call: this batch's own report
+            for indices, what, limit in notes:
+                cut, seen = tally.setdefault((source, what, limit), (set(), set()))
+                cut.update(row_numbers[i] for i in indices)
+                seen.update(row_numbers)
+        return features
+
+    def predict_iter(self, records, *args, **kwargs):
+        with reporting_cuts(self):
+            yield from super().predict_iter(records, *args, **kwargs)
+
+
+@contextmanager
+def reporting_cuts(task):
+    """Count the rows ``task`` (a :class:`CountsCutTexts`) cuts while the block runs and
+    say so once when it ends, with the count; inside an open report, join it."""
+    if task._cut_tally is not None:
+        yield task._cut_tally
+        return
+    tally = task._cut_tally = {}
+    try:
+        yield tally
+    finally:
+        task._cut_tally = None
+    for (source, what, limit), (cut, seen) in tally.items():
+        if cut:
+            log.warning("%s: %d of %d %s were longer than %s and were cut", source, len(cut), len(seen), what, limit)

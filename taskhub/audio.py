@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from taskhub.dataroot import checked_path
 from taskhub.errors import RowError
 
 #: Collated-batch key (inference only) of each row's unpadded length along the time axis.
@@ -86,7 +87,7 @@ def read_file(path: str, index: int):
         raise RowError(index, f"audio file {path} is empty (0 bytes)")
     try:
         # float32 output scales integer PCM of any width to [-1, 1]; always_2d: (frames, channels).
-        array, rate = sf.read(path, dtype="float32", always_2d=True)
+        array, rate = sf.read(checked_path(path), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
         raise RowError(index, f"cannot read audio file {path}: {exc.error_string.rstrip('.')}") from None
     except (OSError, RuntimeError, ValueError) as exc:

@@ -150,6 +150,17 @@ def _print_help(argv: list[str], registry) -> None:
     print(text.footer.rstrip("\n"))
 
 
+def _claim_run_dir(argv: list[str]) -> list[str]:
+    """Check and lock a plain run's dir before Hydra writes ``.hydra/`` into it: a dir that
+    cannot be written, or that another run holds, is one line (see :mod:`taskhub.rundir`).
+    Sweeps and runs with flags are left to the runner, which locks each job's dir."""
+    if any(arg.startswith("-") for arg in argv):
+        return argv
+    from taskhub.rundir import claim_cli_run_dir
+
+    return claim_cli_run_dir(argv)
+
+
 def main() -> None:
     from taskhub.manager import get_registry
 
@@ -177,6 +188,7 @@ def main() -> None:
         register_configs(registry)
         register_resolvers()
         sys.argv[1:] = _with_overrides(normalize_overrides(expand_overrides(sys.argv[1:]), registry), searchpath_overrides(searchpath))
+        sys.argv[1:] = _claim_run_dir(sys.argv[1:])
     except TaskhubError as err:
         _fail(str(err))
     config_dir = str(files("taskhub_conf"))

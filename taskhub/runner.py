@@ -25,9 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split
+from taskhub.dataroot import confined_to
 from taskhub.errors import BadRowError, RowFailure, TaskhubError
 from taskhub.manager import call_hook, get_plugin_manager, get_registry
 from taskhub.model_card import render_model_card
+from taskhub.resume import PARTIAL, PartialWriter, predict_key, resumable_rows, start_partial
+from taskhub.rundir import check_outputs, claim, writing
 from taskhub.task import model_inputs
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     ``job`` (number, overrides) is recorded in ``metrics.json`` for sweep tables.
     """
     run: RunConfig = OmegaConf.to_object(cfg)
+    if run.model.name_or_path == "":  # `model.name_or_path=` would quietly mean the task's default
+        raise TaskhubError("model.name_or_path is empty: name a model folder or hub id, or leave the option out for the task's default model")
     if run.mode.value == "report":
         return _report_sweep(run)
     spec = get_registry().get(run.task.name)
@@ -56,19 +61,14 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
             release(task)
     _seed_everything(run.seed)
     run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".taskhub-write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise TaskhubError(f"cannot write to the run dir {run_dir}: {exc.strerror or exc}") from None
     started = time.perf_counter()
     mode = run.mode.value
-    key = evaluation_key(cfg, task, run) if mode == "evaluate" else None
-    reused = _reusable_result(key, run_dir, run)
     try:
-        return _execute(task, cfg, run, run_dir, job, key, reused, started)
+        with claim(run_dir, mode), confined_to(run.data.root):
+            check_outputs(run_dir, mode)
+            key = evaluation_key(cfg, task, run) if mode == "evaluate" else None
+            reused = _reusable_result(key, run_dir, run)
+            return _execute(task, cfg, run, run_dir, job, key, reused, started)
     finally:
         release(task)
 
@@ -101,8 +101,10 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
             from taskhub.sweeps import ResultCache
 
             ResultCache(run.results_cache).put(key, result)
-    with atomic_path(run_dir / "metrics.json") as tmp:
+    with writing(run_dir / "metrics.json"), atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
+    if mode == "predict":  # removed last: a kill before this point resumes to the same files
+        (run_dir / PARTIAL).unlink(missing_ok=True)
     outputs["metrics"] = str(run_dir / "metrics.json")
     _report(result)
     call_hook("taskhub_run_end", task=task, cfg=cfg, result=result)
@@ -122,9 +124,13 @@ def record_failure(cfg: DictConfig, run_dir: str | os.PathLike, error: BaseExcep
         "metrics": {},
         "run_dir": str(run_dir),
     }
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with atomic_path(Path(run_dir) / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    try:
+        with claim(run_dir, result["mode"]):
+            check_outputs(run_dir, result["mode"])
+            with atomic_path(Path(run_dir) / "metrics.json") as tmp:
+                tmp.write_text(json.dumps(result, indent=2) + "\n")
+    except TaskhubError:
+        pass  # the dir is another run's (or unwritable): its outputs stay as they are
     return result
 
 
@@ -245,7 +251,9 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
     validation_set = encode(task, validation) if validation is not None else None
 
     args = training_arguments(task, run, run_dir, has_validation=validation is not None)
-    callbacks = [cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs]
+    from taskhub.checkpoints import CheckpointSeal, saved_step, whole_run_loss
+
+    callbacks = [CheckpointSeal(), *(cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs)]
     trainer = make_trainer(task, args, train_set, validation_set, callbacks)
     metrics: dict[str, Any] = {}
     before = run.evaluate_before_training
@@ -253,13 +261,17 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
         for split in held_out:
             metrics.update({f"before_{k}": v for k, v in evaluate_split(task, trainer, split, run).items()})
     checkpoint = resume_checkpoint(run, args.output_dir)
+    resumed_at = saved_step(checkpoint) if checkpoint else 0  # read now: rotation may remove it
     log.info("training %s on %d rows (%s)%s", task.name, len(train_set), train.path, f", resuming from {checkpoint}" if checkpoint else "")
     trained = trainer.train(resume_from_checkpoint=checkpoint)
     metrics.update({f"train_{k.removeprefix('train_')}": v for k, v in trained.metrics.items()})
+    if checkpoint:  # the Trainer's train_loss averages the resumed steps only
+        whole = whole_run_loss(trainer.state.log_history, resumed_at, trainer.state.global_step)
+        metrics["train_loss"] = whole if whole is not None else metrics["train_loss"]
     for split in held_out:
         metrics.update(evaluate_split(task, trainer, split, run))
     model_dir = run_dir / "model"
-    with atomic_path(model_dir) as tmp:
+    with writing(model_dir), atomic_path(model_dir) as tmp:
         trainer.save_model(str(tmp))
         task.processor.save_pretrained(str(tmp))
         # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
@@ -274,18 +286,18 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
 
 
 def resume_checkpoint(run: RunConfig, checkpoints: str) -> str | None:
-    """The checkpoint ``train.resume`` names: the newest one for "auto" (None when there is none)."""
+    """The checkpoint ``train.resume`` names: for "auto" the newest one that proves it is
+    complete (None when there is none; see :mod:`taskhub.checkpoints`)."""
+    from taskhub.checkpoints import check_named, newest_complete
+
     resume = run.train.resume
     if not resume:
         return None
     if resume == "auto":
-        # The Trainer writes trainer_state.json last: a checkpoint without it was cut
-        # short by the kill and is passed over.
-        complete = [p for p in Path(checkpoints).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-        steps = {p: int(p.name.rsplit("-", 1)[1]) for p in complete if p.name.rsplit("-", 1)[1].isdigit()}
-        return str(max(steps, key=steps.get)) if steps else None
+        return newest_complete(checkpoints)
     if not os.path.isdir(resume):
         raise TaskhubError(f"train.resume={resume}: not a checkpoint folder (or use train.resume=auto)")
+    check_named(resume)
     return resume
 
 
@@ -477,91 +489,70 @@ def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chu
 
 
 # -------------------------------------------------------------------- predict
-PARTIAL = ".predictions.partial.jsonl"
-
-
 def _predict(task: Task, run: RunConfig, run_dir: Path):
     """Predict a file into ``predictions.jsonl`` (+ ``errors.jsonl`` with ``on_error=skip``).
 
     Results go to a partial file as they come, one line per input row (a prediction or
-    an error), flushed after every chunk; the final files are split from it and renamed
-    into place at the end. ``predict.resume`` continues a killed run from that file.
+    an error), flushed every 64 rows; the final files are split from it and renamed
+    into place at the end. ``predict.resume`` continues a killed run from that file,
+    when its content key matches (:mod:`taskhub.resume`).
     """
     split = read_split(task, run.data, "predict", with_targets=False)
     partial = run_dir / PARTIAL
-    fingerprint = _predict_fingerprint(task, run, split)
-    done = _resumable_rows(partial, fingerprint, len(split.raw)) if run.predict.resume else 0
+    total = len(split.raw)
+    key = predict_key(task, run, split)
+    done = resumable_rows(partial, key, total) if run.predict.resume else 0
     if done:
-        log.info("resuming: %d of %d rows already predicted (%s)", done, len(split.raw), partial)
+        log.info("resuming: %d of %d rows already predicted (%s)", done, total, partial)
     else:
-        partial.write_text(json.dumps({"taskhub_partial": fingerprint}) + "\n")
+        with writing(partial):
+            start_partial(partial, key)
     started = time.perf_counter()
-    options = {**engine_options(run), "on_error": run.on_error.value, "first_row": done}
-    inputs = split.dataset.select(range(done, len(split.dataset))) if done else split.dataset
-    raw_rows = split.raw.select(range(done, len(split.raw))) if done else split.raw
-    with open(partial, "a", encoding="utf-8") as out:
-        predictions = task.predict_iter(iter_rows(inputs), source=split.path, **options)
-        for count, (raw, prediction) in enumerate(zip(iter_rows(raw_rows), predictions, strict=True), start=1):
-            if isinstance(prediction, RowFailure):
-                line = {"error": {"row": prediction.row + 1, "input": raw, "reason": prediction.reason}}
-            else:
-                line = {"prediction": merge_prediction(raw, prediction)}
-            out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-            if count % 64 == 0:
-                out.flush()
+    if done < total:  # all done: the kill came while the final files were written
+        _predict_rows(task, run, split, partial, done)
     elapsed = time.perf_counter() - started
-    rows, errors = _finish_predictions(partial, run_dir)
-    if rows + errors != len(split.raw):
-        raise RuntimeError(f"{rows} predictions and {errors} errors for {len(split.raw)} input rows")
-    predicted = len(split.raw) - done
+    rows, errors = _finish_predictions(partial, run_dir, total)
     metrics = {
         "predict_rows": rows,
         "predict_errors": errors,
         "predict_runtime": elapsed,
-        "predict_rows_per_second": predicted / elapsed if elapsed else 0.0,
+        "predict_rows_per_second": (total - done) / elapsed if elapsed else 0.0,
     }
     outputs = {"predictions": str(run_dir / "predictions.jsonl")}
     if errors:
         outputs["errors"] = str(run_dir / "errors.jsonl")
-        log.warning("%d of %d rows skipped: see %s", errors, len(split.raw), outputs["errors"])
+        log.warning("%d of %d rows skipped: see %s", errors, total, outputs["errors"])
     return metrics, outputs
 
 
-def _predict_fingerprint(task: Task, run: RunConfig, split) -> dict[str, Any]:
-    """What a resumed prediction must share with the run it continues."""
-    return {
-        "task": OmegaConf.to_container(OmegaConf.structured(run.task)),
-        "model": run.model.name_or_path or task.default_model,
-        "data": os.path.abspath(split.path),
-        "columns": dict(run.data.columns),
-        "rows": len(split.raw),
-    }
+def _predict_rows(task: Task, run: RunConfig, split, partial: Path, done: int) -> None:
+    """Append one line per input row from row ``done`` on. A run that fails before its
+    first row removes its partial file: a header alone is nothing to resume."""
+    options = {**engine_options(run), "on_error": run.on_error.value, "first_row": done}
+    inputs = split.dataset.select(range(done, len(split.dataset))) if done else split.dataset
+    raw_rows = split.raw.select(range(done, len(split.raw))) if done else split.raw
+    out = PartialWriter(partial)
+    try:
+        with out:
+            predictions = task.predict_iter(iter_rows(inputs), source=split.path, **options)
+            for raw, prediction in zip(iter_rows(raw_rows), predictions, strict=True):
+                if isinstance(prediction, RowFailure):
+                    out.write({"error": {"row": prediction.row + 1, "input": raw, "reason": prediction.reason}})
+                else:
+                    out.write({"prediction": merge_prediction(raw, prediction)})
+    except BaseException:
+        if done + out.rows == 0:
+            partial.unlink(missing_ok=True)
+        raise
 
 
-def _resumable_rows(partial: Path, fingerprint: dict[str, Any], total: int) -> int:
-    """Rows the partial file of an interrupted run holds (0 if there is none); a torn
-    last line is cut off. A partial file of another input or model is an error."""
-    if not partial.exists():
-        return 0
-    with open(partial, "rb+") as f:
-        data = f.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) != len(data):
-            f.truncate(len(complete))
-    lines = complete.splitlines()
-    header = json.loads(lines[0]).get("taskhub_partial") if lines else None
-    if header != fingerprint:
-        raise TaskhubError(
-            f"{partial}: cannot resume: it was written for another input, model or task options; "
-            "set predict.resume=false to start over"
-        )
-    return min(len(lines) - 1, total)
-
-
-def _finish_predictions(partial: Path, run_dir: Path) -> tuple[int, int]:
-    """Split the partial file into ``predictions.jsonl`` and ``errors.jsonl``, atomically."""
+def _finish_predictions(partial: Path, run_dir: Path, total: int) -> tuple[int, int]:
+    """Split the partial file into ``predictions.jsonl`` and ``errors.jsonl``; they are
+    renamed into place only once their rows add up to the input's. The partial file stays
+    until ``metrics.json`` is written, so a kill in between resumes to the same files."""
     rows = errors = 0
     with (
+        writing(f"the predictions into {run_dir}", then="the partial file is kept: free space, then re-run with predict.resume=true"),
         atomic_path(run_dir / "predictions.jsonl") as predictions_tmp,
         atomic_path(run_dir / "errors.jsonl") as errors_tmp,
         open(partial, encoding="utf-8") as lines,
@@ -577,9 +568,10 @@ def _finish_predictions(partial: Path, run_dir: Path) -> tuple[int, int]:
             else:
                 failures.write(json.dumps(entry["error"], ensure_ascii=False) + "\n")
                 errors += 1
+        if rows + errors != total:
+            raise RuntimeError(f"{partial}: {rows} predictions and {errors} errors for {total} input rows")
     if not errors:
         (run_dir / "errors.jsonl").unlink()
-    partial.unlink()
     return rows, errors
 
 

@@ -163,7 +163,28 @@ def load_model(task: Task, **config_values: Any):
             return auto_cls.from_config(config, trust_remote_code=task.model_config.trust_remote_code)
         base = AutoConfig.from_pretrained(name, **_hub_kwargs(task))
         resized = "num_labels" in config_values and len(getattr(base, "id2label", {}) or {}) != config.num_labels
-        return auto_cls.from_pretrained(name, config=config, ignore_mismatched_sizes=resized, **_hub_kwargs(task))
+        return auto_cls.from_pretrained(name, config=config, ignore_mismatched_sizes=resized, **_hub_kwargs(task), **weights_policy(task, name, auto_cls))
+
+
+PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def weights_policy(task: Task, name: str, auto_cls) -> dict[str, Any]:
+    """Only safetensors weights load unless ``model.allow_pickle=true``: a pickle can run
+    code when loaded. A local folder holding only pickle weights is refused in one line
+    that says how to convert it; for a hub id transformers is told to load safetensors only."""
+    if task.model_config.allow_pickle:
+        return {}
+    if os.path.isdir(name):
+        names = sorted(os.listdir(name))
+        pickled = [n for n in names if n.endswith(PICKLE_WEIGHTS) and n != "training_args.bin"]
+        if pickled and not any(n.endswith(".safetensors") for n in names):
+            convert = f"python -c \"import transformers as t; t.{auto_cls.__name__}.from_pretrained('{name}', use_safetensors=False).save_pretrained('{name}')\""
+            raise TaskhubError(
+                f"model '{name}' has only pickle weights ({pickled[0]}), which can run code when loaded: "
+                f"convert them once with {convert}, or set model.allow_pickle=true if you trust the file"
+            )
+    return {"use_safetensors": True}
 
 
 def for_inference(model, model_config: ModelConfig):

@@ -25,9 +25,12 @@ def _task_function(cfg) -> None:
 
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
+    quiet_libraries()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         try:
             execute(cfg, output_dir)
+        except KeyboardInterrupt:
+            _interrupted(cfg, output_dir, hydra_cfg.overrides.task)
         except TaskhubError as err:
             if DEBUG:
                 traceback.print_exc()
@@ -41,6 +44,17 @@ def _task_function(cfg) -> None:
     job = {"job": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)}
     try:
         execute(cfg, output_dir, job=job)
+    except KeyboardInterrupt:
+        from taskhub.sweeps import write_table
+
+        write_table(hydra_cfg.sweep.dir)
+        print(
+            f"taskhub: interrupted during job {job['job']} ({' '.join(job['overrides'])}); the finished jobs are in "
+            f"{hydra_cfg.sweep.dir}/results.md; re-run the same command with hydra.sweep.dir={hydra_cfg.sweep.dir} "
+            "to reuse their results",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except Exception as err:  # a failed job is recorded in the table and the sweep goes on
         record_failure(cfg, output_dir, err, job)
         print(f"taskhub: error: job {job['job']} ({' '.join(job['overrides'])}): {err}", file=sys.stderr)
@@ -50,6 +64,35 @@ def _task_function(cfg) -> None:
             write_table(hydra_cfg.sweep.dir)
             print("taskhub: fail_fast=true: stopping the sweep", file=sys.stderr)
             sys.exit(1)
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' loading bars and reports (transformers' per-checkpoint LOAD
+    REPORT, weight-loading bars, datasets' split bars) from burying the run's own lines;
+    training progress and warnings that matter stay. TASKHUB_DEBUG=1 shows everything."""
+    if DEBUG:
+        return
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+#: How to continue each mode after an interruption, in the same run dir.
+RESUME_HINTS = {"train": "train.resume=auto", "predict": "predict.resume=true"}
+
+
+def _interrupted(cfg, run_dir: str, overrides) -> None:
+    """Ctrl-C: one line saying what stopped where and how to continue, not a traceback."""
+    mode = getattr(cfg.mode, "value", cfg.mode)
+    hint = RESUME_HINTS.get(mode)
+    kept = [o for o in overrides if not o.startswith(("train.resume=", "predict.resume="))]
+    again = " ".join([*kept, f"hydra.run.dir={run_dir}", *([hint] if hint else [])])
+    print(f"taskhub: interrupted: {cfg.task.name} {mode} in {run_dir}; to {'continue' if hint else 'run it again'}: taskhub {again}", file=sys.stderr)
+    sys.exit(130)
 
 
 def _fail(message: str) -> None:
@@ -144,10 +187,28 @@ def _print_help(argv: list[str], registry) -> None:
     print("== Tasks (task=...) ==")
     print("\n".join(tasks))
     print(f"\n== Sweep presets (+sweep=...) ==\n  {', '.join(groups)}\n")
-    print("== Config ==\nOverride anything below, e.g. train.num_train_epochs=1 data.limit=100\n")
-    print(OmegaConf.to_yaml(cfg).rstrip("\n"))
+    print("== Options ==\nOverride any of them, e.g. train.num_train_epochs=1 data.limit=100 (key = value  [accepted values])\n")
+    print(render_options(OmegaConf.to_object(cfg)))
     print()
     print(text.footer.rstrip("\n"))
+
+
+def render_options(run) -> str:
+    """Every option of a composed run: key, current value, the values it accepts, and what
+    it does; the task's own options first, as the ones a user of that task reaches for."""
+    import textwrap
+
+    from taskhub.config import describe_options
+
+    rows = describe_options(run)
+    rows.sort(key=lambda row: not row[0].startswith("task."))
+    lines = []
+    for key, accepted, value, doc in rows:
+        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+        lines.append(f"  {key} = {shown}  [{accepted}]")
+        if doc:
+            lines.extend(textwrap.wrap(doc, width=100, initial_indent="      ", subsequent_indent="      "))
+    return "\n".join(lines)
 
 
 def _claim_run_dir(argv: list[str]) -> list[str]:
@@ -162,6 +223,14 @@ def _claim_run_dir(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # before a run started (the runs say more themselves)
+        print("taskhub: interrupted before the run started", file=sys.stderr)
+        sys.exit(130)
+
+
+def _main() -> None:
     from taskhub.manager import get_registry
 
     try:

@@ -112,8 +112,26 @@ def _loading(what: str, name: str):
             ) from None
         if name.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(name)):
             raise TaskhubError(f"model not found: '{name}' is not a folder") from None
+        if not os.path.exists(os.path.expanduser(name)) and _unreachable_hub(text):
+            raise TaskhubError(
+                f"cannot load {what} '{name}': {_hub_unreachable_reason()} and it is not in the local cache; download it "
+                f"where there is a network (hf download {name} --local-dir <folder>) and set model.name_or_path=<folder>"
+            ) from None
         first_line = text.splitlines()[0] if text else type(exc).__name__
         raise TaskhubError(f"cannot load {what} '{name}': {first_line}") from None
+
+
+def _unreachable_hub(message: str) -> bool:
+    """Whether a loader failed because the Hub could not be asked (offline mode, no network)."""
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_OFFLINE or "couldn't connect" in message.lower() or "connection" in message.lower()
+
+
+def _hub_unreachable_reason() -> str:
+    from huggingface_hub import constants
+
+    return "the run is offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the Hugging Face Hub cannot be reached"
 
 
 def processor_from_data(task: Task) -> bool:
@@ -135,7 +153,34 @@ def load_processor(task: Task):
             )
         return transformers_attr(class_name)(**settings)
     with _loading("processor", source.name_or_path):
-        return processor_cls.from_pretrained(source.name_or_path, **_hub_kwargs(task), **source.processor)
+        processor = processor_cls.from_pretrained(source.name_or_path, **_hub_kwargs(task), **source.processor)
+    _check_vocabulary(processor, source.name_or_path)
+    return processor
+
+
+def _check_vocabulary(processor, name: str) -> None:
+    """A tokenizer loaded from a folder without its vocabulary files still loads, with only
+    its special tokens: every word would become the unknown token. Refuse it."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    special = getattr(tokenizer, "all_special_tokens", None)
+    if special is not None and len(tokenizer) <= len(set(special)):
+        files = ", ".join(sorted(set(getattr(tokenizer, "vocab_files_names", {}).values())) or ["tokenizer.json"])
+        raise TaskhubError(
+            f"model '{name}' has no tokenizer vocabulary ({files} missing): every word would be unknown; "
+            "copy the tokenizer files of the model it was trained from into that folder"
+        )
+
+
+def load_config(task: Task):
+    """The model's config (with ``model.config`` overrides), without its weights."""
+    from transformers import AutoConfig
+
+    source = model_source(task)
+    overrides = dict(source.config)
+    if source.name_or_path is None:
+        return AutoConfig.for_model(overrides.pop("model_type"), **overrides)
+    with _loading("model config", source.name_or_path):
+        return AutoConfig.from_pretrained(source.name_or_path, **_hub_kwargs(task), **overrides)
 
 
 def load_model(task: Task, **config_values: Any):
@@ -144,6 +189,29 @@ def load_model(task: Task, **config_values: Any):
     ``config_values`` (e.g. ``num_labels``, ``id2label``) go into the model config;
     a pretrained head of another size is then re-initialised.
     """
+    return _load_model(task, config_values)[0]
+
+
+def load_trained_model(task: Task):
+    """The task's model for inference, which must be trained for the task: a checkpoint
+    without weights for the task's head (a language model given to ner, a base encoder
+    given to qa) would be completed with random ones and predict noise. Refused."""
+    model, missing = _load_model(task, {})
+    check_head(task, model)
+    if missing:
+        name = model_source(task).name_or_path
+        trained_as = (getattr(model.config, "architectures", None) or ["base model"])[0]
+        shown = ", ".join(sorted(missing)[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise TaskhubError(
+            f"model '{name}' ({trained_as}) has no trained {task.name} head: its weights lack {shown}; "
+            f"train one with task={task.name} mode=train model.name_or_path={name}"
+        )
+    return model
+
+
+def _load_model(task: Task, config_values: dict[str, Any]):
+    """The model and the names of its parameters the checkpoint did not hold (randomly
+    initialised; none for a model built from a config)."""
     from transformers import AutoConfig
 
     source = model_source(task)
@@ -155,15 +223,18 @@ def load_model(task: Task, **config_values: Any):
             config = AutoConfig.for_model(model_type, **overrides)
         except (ValueError, KeyError) as exc:
             raise TaskhubError(f"model.config: cannot build a '{model_type}' config: {exc}") from None
-        return auto_cls.from_config(config)
+        return auto_cls.from_config(config), []
     name = source.name_or_path
     with _loading("model", name):
         config = AutoConfig.from_pretrained(name, **_hub_kwargs(task), **overrides)
         if source.from_scratch:
-            return auto_cls.from_config(config, trust_remote_code=task.model_config.trust_remote_code)
+            return auto_cls.from_config(config, trust_remote_code=task.model_config.trust_remote_code), []
         base = AutoConfig.from_pretrained(name, **_hub_kwargs(task))
         resized = "num_labels" in config_values and len(getattr(base, "id2label", {}) or {}) != config.num_labels
-        return auto_cls.from_pretrained(name, config=config, ignore_mismatched_sizes=resized, **_hub_kwargs(task), **weights_policy(task, name, auto_cls))
+        model, info = auto_cls.from_pretrained(
+            name, config=config, ignore_mismatched_sizes=resized, output_loading_info=True, **_hub_kwargs(task), **weights_policy(task, name, auto_cls)
+        )
+        return model, list(info.get("missing_keys", ()))
 
 
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -23,15 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from taskhub.config import RunConfig
+from taskhub.config import RunConfig, check_options
 from taskhub.data import iter_rows, read_split
 from taskhub.dataroot import confined_to
-from taskhub.errors import BadRowError, RowFailure, TaskhubError
+from taskhub.errors import BadRowError, RowError, RowFailure, TaskhubError
 from taskhub.manager import call_hook, get_plugin_manager, get_registry
 from taskhub.model_card import render_model_card
 from taskhub.resume import PARTIAL, PartialWriter, predict_key, resumable_rows, start_partial
 from taskhub.rundir import check_outputs, claim, writing
 from taskhub.task import model_inputs
+from taskhub.text import reporting_cuts
 
 if TYPE_CHECKING:
     from taskhub.task import Task
@@ -45,6 +46,7 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     ``job`` (number, overrides) is recorded in ``metrics.json`` for sweep tables.
     """
     run: RunConfig = OmegaConf.to_object(cfg)
+    check_options(run)
     if run.model.name_or_path == "":  # `model.name_or_path=` would quietly mean the task's default
         raise TaskhubError("model.name_or_path is empty: name a model folder or hub id, or leave the option out for the task's default model")
     if run.mode.value == "report":
@@ -245,7 +247,11 @@ def _train(task: Task, run: RunConfig, run_dir: Path):
 
     if processor_from_data(task):
         task.processor = task.train_processor(train.dataset, model_source(task).processor)
-    task.model = load_model(task, **task.model_init_kwargs(train.dataset))
+    try:
+        init_kwargs = task.model_init_kwargs(train.dataset)
+    except RowError as err:
+        raise BadRowError(train.path, err.index + 1, err.message) from None
+    task.model = load_model(task, **init_kwargs)
     train_set = encode(task, train)
     held_out = [s for s in (validation, test) if s is not None]
     validation_set = encode(task, validation) if validation is not None else None
@@ -357,15 +363,16 @@ def _encode(task: Task, split) -> Any:
         features = task.run_preprocess(batch, split.path, [i + 1 for i in indices], with_targets=True)
         return model_inputs(features)
 
-    return dataset.map(
-        encode_batch,
-        batched=True,
-        with_indices=True,
-        remove_columns=dataset.column_names,
-        keep_in_memory=True,
-        load_from_cache_file=False,
-        new_fingerprint=f"taskhub-{task.name}-{split.name}-{time.time_ns()}",
-    )
+    with reporting_cuts(task):  # one warning per split for texts cut to a limit
+        return dataset.map(
+            encode_batch,
+            batched=True,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            keep_in_memory=True,
+            load_from_cache_file=False,
+            new_fingerprint=f"taskhub-{task.name}-{split.name}-{time.time_ns()}",
+        )
 
 
 def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]:
@@ -584,9 +591,19 @@ def engine_options(run: RunConfig) -> dict[str, Any]:
 
 
 def merge_prediction(raw: Mapping[str, Any], prediction: Mapping[str, Any]) -> dict[str, Any]:
-    """The input row plus the prediction fields; an input field a prediction field
-    would overwrite is kept as ``input_<name>``."""
-    merged = {(f"input_{k}" if k in prediction else k): v for k, v in raw.items()}
+    """The input row plus the prediction fields. An input field a prediction field would
+    overwrite is kept as ``input_<name>`` (``input_<name>_2``, ... when the row already has
+    that name too): every value the user wrote stays in the output."""
+    taken = set(raw) | set(prediction)
+    merged = {}
+    for key, value in raw.items():
+        if key in prediction:
+            renamed, n = f"input_{key}", 2
+            while renamed in taken:
+                renamed, n = f"input_{key}_{n}", n + 1
+            taken.add(renamed)
+            key = renamed
+        merged[key] = value
     merged.update(prediction)
     return merged
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 #: Feature keys starting with this carry side information for :meth:`Task.postprocess`
 #: or :meth:`Task.encode_targets` (offsets, word ids, ...) and never reach the model.
 SIDE_PREFIX = "_"
+#: Keys of a mapping that is one media input rather than a record (:meth:`Task.as_records`).
+MEDIA_VALUE_KEYS = frozenset({"array", "raw", "sampling_rate", "bytes", "path"})
 #: Default ``predict.max_tokens`` for text on the CPU (see :meth:`Task.default_max_tokens`).
 CPU_TEXT_MAX_TOKENS = 4096
 
@@ -117,10 +119,9 @@ class Task(abc.ABC):
     def model(self):
         """The model for inference, loaded on first use from ``model.name_or_path``."""
         if self._model is None:
-            from taskhub.modeling import check_head, for_inference, load_model, resolve_device
+            from taskhub.modeling import for_inference, load_trained_model, resolve_device
 
-            model = load_model(self)
-            check_head(self, model)
+            model = load_trained_model(self)
             self._model = for_inference(model.to(resolve_device(self.device_name)).eval(), self.model_config)
         return self._model
 
@@ -128,10 +129,22 @@ class Task(abc.ABC):
     def model(self, model) -> None:
         self._model = model
 
+    @property
+    def model_settings(self):
+        """The model's ``transformers`` config: the loaded model's, else read from the
+        checkpoint without loading weights (preprocessing needs sizes and limits only)."""
+        if self._model is not None:
+            return self._model.config
+        from taskhub.modeling import load_config
+
+        return load_config(self)
+
     def model_init_kwargs(self, train_dataset: datasets.Dataset) -> dict[str, Any]:
         """Config values the training data determines (e.g. ``num_labels``, ``id2label``).
 
         Called once before the model is built for training; the default adds none.
+        Raise :class:`~taskhub.errors.RowError` (index: the row in ``train_dataset``) for
+        data that cannot mean what the user intends; the core adds file and row.
         """
         return {}
 
@@ -234,17 +247,77 @@ class Task(abc.ABC):
         from the model config's ``id2label``.
         """
 
-    def predict(self, records: Iterable[Mapping[str, Any]], batch_size: int = 32, source: str = "input", **engine) -> list[dict]:
-        """Predict on raw records (dicts with canonical column names); one result per record.
+    def predict(self, inputs: Any, batch_size: int = 32, source: str = "input", **engine) -> list[dict]:
+        """Predict on raw inputs; one result per input, in order.
 
         The Python-API counterpart of ``mode=predict``: returns only the prediction
-        fields. ``engine`` takes :meth:`predict_iter`'s batching options.
+        fields. ``inputs`` is anything :meth:`as_records` takes (records, plain values,
+        a DataFrame, a ``datasets.Dataset``, a generator). ``engine`` takes
+        :meth:`predict_iter`'s batching options.
         """
+        records = list(self.as_records(inputs))  # a call of the wrong shape fails before the model loads
         return list(self.predict_iter(records, batch_size=batch_size, source=source, **engine))
+
+    def __call__(self, inputs: Any, **engine) -> dict | list[dict]:
+        """Like a transformers pipeline: ``task("some text")`` -> one result,
+        ``task(["a", "b"])`` (or any collection :meth:`predict` takes) -> a list."""
+        single = self._single_input(inputs)
+        results = self.predict([inputs] if single else inputs, **engine)
+        return results[0] if single else results
+
+    def as_records(self, inputs: Any) -> Iterator[Mapping[str, Any]]:
+        """Rows with canonical column names from what Python users pass: records (dicts),
+        one record, a pandas DataFrame, a ``datasets.Dataset``, any iterable or generator
+        of these, and, for a task with one input column, plain values for it (a string, a
+        PIL image, an array, an audio dict ``{array, sampling_rate}``)."""
+        if self._single_input(inputs):
+            inputs = [inputs]
+        elif type(inputs).__module__.startswith("pandas") and hasattr(inputs, "to_dict"):
+            inputs = inputs.to_dict(orient="records")
+        elif hasattr(inputs, "column_names") and hasattr(inputs, "iter"):  # datasets.Dataset / IterableDataset
+            inputs = (dict(zip(batch, row)) for batch in inputs.iter(batch_size=1024) for row in zip(*batch.values()))
+        yield from map(self._as_record, inputs)
+
+    def _is_record(self, value: Any) -> bool:
+        """A mapping of columns, not a media value given as a mapping (an audio dict
+        ``{array, sampling_rate}``, an encoded file ``{bytes, path}``)."""
+        if not isinstance(value, Mapping):
+            return False
+        columns = (*self.input_columns, *self.optional_columns, *self.target_columns)
+        return not value or any(c in value for c in columns) or not value.keys() <= MEDIA_VALUE_KEYS
+
+    def _single_input(self, inputs: Any) -> bool:
+        """One input rather than a collection of them: a record, a string, bytes, an image,
+        an array for a one-column task."""
+        if isinstance(inputs, (str, bytes, Mapping)):
+            return True
+        if type(inputs).__module__.startswith(("PIL", "numpy", "torch")) and not isinstance(inputs, (list, tuple)):
+            return self._value_column is not None
+        return False
+
+    @property
+    def _value_column(self) -> str | None:
+        """The column a bare value fills: the one input column, or for a task that takes one
+        of several (ner: ``text`` or ``tokens``) the first of them; None with several inputs."""
+        if len(self.input_columns) == 1:
+            return self.input_columns[0]
+        if not self.input_columns and self.optional_columns:
+            return self.optional_columns[0]
+        return None
+
+    def _as_record(self, value: Any) -> Mapping[str, Any]:
+        if self._is_record(value):
+            return value
+        if self._value_column is None:
+            raise TaskhubError(
+                f"task {self.name} takes records with the columns {', '.join(self.input_columns)} "
+                f"(dicts), not a bare {type(value).__name__}"
+            )
+        return {self._value_column: value}
 
     def predict_iter(
         self,
-        records: Iterable[Mapping[str, Any]],
+        records: Any,
         batch_size: int = 32,
         source: str = "input",
         *,
@@ -254,7 +327,8 @@ class Task(abc.ABC):
         on_error: str = "raise",
         first_row: int = 0,
     ) -> Iterator[dict | RowFailure]:
-        """Stream predictions, in input order, for a stream of records.
+        """Stream predictions, in input order, for a stream of records (or anything
+        :meth:`as_records` takes).
 
         Records are read ``chunk_size`` at a time (default: :attr:`chunk_batches` batches), so memory
         does not grow with the input. Within a chunk, rows are preprocessed together,
@@ -267,6 +341,7 @@ class Task(abc.ABC):
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        records = self.as_records(records)
         if max_tokens is None:
             max_tokens = self.default_max_tokens()
         engine = (source, batch_size, max_tokens, sort_by_length, on_error == "skip")

@@ -136,8 +136,9 @@ class CountsCutTexts:
 @contextmanager
 def reporting_cuts(task):
     """Count the rows ``task`` (a :class:`CountsCutTexts`) cuts while the block runs and
-    say so once when it ends, with the count; inside an open report, join it."""
-    if task._cut_tally is not None:
+    say so once when it ends, with the count; inside an open report, join it. A task
+    that cuts nothing reports nothing."""
+    if getattr(task, "_cut_tally", None) is not None:
         yield task._cut_tally
         return
     tally = task._cut_tally = {}

@@ -89,9 +89,10 @@ def evaluate_tiny_classifier_with(tmp_path, **plugins) -> dict:
     """``mode=evaluate`` of a tiny food/not_food classifier on 3 rows, with these plugins registered."""
     from conftest import write_jsonl
 
-    from taskhub.testing import save_tiny_text_model
+    from taskhub.testing import save_task_model, save_tiny_text_model
 
-    save_tiny_text_model(tmp_path / "tiny", id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
+    save_tiny_text_model(tmp_path / "base")
+    save_task_model("text_classification", tmp_path / "base", tmp_path / "tiny", id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
     data = write_jsonl(tmp_path / "test.jsonl", [{"text": "soup", "label": "food"}, {"text": "a car", "label": "not_food"}, {"text": "rice", "label": "food"}])
     pm = get_plugin_manager()
     for name, plugin in plugins.items():

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import taskhub
 from taskhub import TaskhubError
-from taskhub.testing import save_tiny_text_model
+from taskhub.testing import save_task_model, save_tiny_text_model
 
 SCRIPTS = "abc XYZ 012 .,!? éü ñ e\u0301 a\u0308 😀👍🏽 中文字 日本語 한국어 שלום مرحبا  \t\n"
 texts = st.one_of(
@@ -36,10 +36,7 @@ def models(tmp_path_factory) -> dict[str, str]:
         "fill_mask": {},
     }
     for name, head in heads.items():
-        task = taskhub.load_task(name, model=str(base), device="cpu")
-        task.model_config.config.update(head)
-        task.model.save_pretrained(root / name)
-        task.processor.save_pretrained(root / name)
+        save_task_model(name, base, root / name, **head)
         saved[name] = str(root / name)
     return saved
 

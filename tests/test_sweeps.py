@@ -13,9 +13,11 @@ pytestmark = pytest.mark.slow
 
 
 def make_checkpoint(path, seed: int) -> None:
-    """A tiny BERT checkpoint usable by text_classification (food/not_food) and qa."""
+    """A tiny BERT checkpoint with weights for two heads, usable by text_classification
+    (food/not_food) and qa: one encoder, a sequence classifier and a span head."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
     from taskhub.modeling import resolve_path
 
@@ -25,7 +27,13 @@ def make_checkpoint(path, seed: int) -> None:
         vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1},
     )
-    BertModel(config).save_pretrained(path)
+    classifier = BertForSequenceClassification(config)
+    span_head = BertForQuestionAnswering(config)
+    span_head.bert.load_state_dict(classifier.bert.state_dict(), strict=False)
+    weights = {**span_head.state_dict(), **classifier.state_dict()}
+    config.architectures = None  # neither head is the checkpoint's only one
+    config.save_pretrained(path)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(path / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(path)
 
 

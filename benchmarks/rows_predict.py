@@ -348,7 +348,7 @@ def qa(s: Settings, log=print) -> RowResult:
     question's windows in one forward pass), vs the limit (all windows, sorted, bare forward)."""
     import taskhub
     import torch
-    from taskhub.task import ROW_KEY, model_inputs
+    from taskhub.engine.batching import ROW_KEY, model_inputs
 
     started, load_start = time.perf_counter(), load()
     model_dir = fixtures.qa_model(log)

@@ -303,6 +303,10 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
+    def engine_options(self) -> dict[str, Any]:
+        """The batching settings, as :meth:`taskhub.Task.predict_iter` takes them."""
+        return {"batch_size": self.batch_size, "max_tokens": self.predict.max_tokens, "sort_by_length": self.predict.sort_by_length}
+
 
 def register_configs(registry) -> None:
     """Put the root schema and one ``task`` group option per registered task in Hydra's ConfigStore."""

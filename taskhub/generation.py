@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 from taskhub.config import TaskConfig
-from taskhub.errors import RowError, TaskhubError
+from taskhub.errors import TaskhubError
 from taskhub.task import Task
 from taskhub.text import CountsCutTexts, check_texts, position_limit, tokenize
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -166,3 +167,24 @@ def claim_cli_run_dir(overrides: list[str]) -> list[str]:
     if any(o.partition("=")[0].lstrip("+~") == "hydra.run.dir" for o in overrides):
         return overrides
     return [*overrides, f"hydra.run.dir={run_dir}"]
+
+
+@contextmanager
+def atomic_path(final: Path):
+    """Yield a temporary sibling path; rename it onto ``final`` only if the block succeeds."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    _remove(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(final)
+    os.replace(tmp, final)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -14,20 +14,17 @@ This module imports neither torch nor transformers: plugin discovery and
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taskhub.batching import ROW_KEY, features_per_row, plan_batches, select
+from taskhub.engine.batching import ROW_KEY, SIDE_PREFIX  # noqa: F401 - ROW_KEY: part of the plugin API here
+from taskhub.engine.streaming import stream
 from taskhub.config import ModelConfig, TaskConfig
 from taskhub.errors import BadRowError, RowError, RowFailure, TaskhubError
 
 if TYPE_CHECKING:
     import datasets
 
-#: Feature keys starting with this carry side information for :meth:`Task.postprocess`
-#: or :meth:`Task.encode_targets` (offsets, word ids, ...) and never reach the model.
-SIDE_PREFIX = "_"
 #: Keys of a mapping that is one media input rather than a record (:meth:`Task.as_records`).
 MEDIA_VALUE_KEYS = frozenset({"array", "raw", "sampling_rate", "bytes", "path"})
 #: Default ``predict.max_tokens`` for text on the CPU (see :meth:`Task.default_max_tokens`).
@@ -332,7 +329,7 @@ class Task(abc.ABC):
 
         Records are read ``chunk_size`` at a time (default: :attr:`chunk_batches` batches), so memory
         does not grow with the input. Within a chunk, rows are preprocessed together,
-        batched by length (:func:`~taskhub.batching.plan_batches`: at most ``batch_size``
+        batched by length (:func:`~taskhub.engine.batching.plan_batches`: at most ``batch_size``
         features and ``max_tokens`` padded positions per batch) and put back in order.
         A bad row raises :class:`~taskhub.errors.BadRowError`, or with ``on_error="skip"``
         yields a :class:`~taskhub.errors.RowFailure` in its place. ``first_row`` is the
@@ -341,28 +338,18 @@ class Task(abc.ABC):
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-        records = self.as_records(records)
-        if max_tokens is None:
-            max_tokens = self.default_max_tokens()
-        engine = (source, batch_size, max_tokens, sort_by_length, on_error == "skip")
-        chunks = _chunks(records, chunk_size or max(self.chunk_batches * batch_size, 8), first_row)
-
-        def prepare(chunk):
-            return self._prepare_chunk(chunk[1], chunk[0], *engine) if chunk else None
-
-        if not self._overlap():
-            for chunk in chunks:
-                yield from self._run_chunk(prepare(chunk))
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        # The next chunk is read and preprocessed in a worker thread while this one runs
-        # through the model (decoding releases the GIL, and so do torch's kernels).
-        with ThreadPoolExecutor(1, thread_name_prefix="taskhub-preprocess") as pool:
-            pending = pool.submit(lambda: prepare(next(chunks, None)))
-            while (prepared := pending.result()) is not None:
-                pending = pool.submit(lambda: prepare(next(chunks, None)))
-                yield from self._run_chunk(prepared)
+        yield from stream(
+            self,
+            self.as_records(records),
+            source,
+            batch_size=batch_size,
+            max_tokens=self.default_max_tokens() if max_tokens is None else max_tokens,
+            sort_by_length=sort_by_length,
+            chunk_size=chunk_size or max(self.chunk_batches * batch_size, 8),
+            skip=on_error == "skip",
+            first_row=first_row,
+            overlap=self._overlap(),
+        )
 
     def _overlap(self) -> bool:
         """Whether preprocessing runs beside the forward pass: for tasks that allow it
@@ -385,53 +372,6 @@ class Task(abc.ABC):
         if self.modality == "text" and self.model.device.type == "cpu":
             return CPU_TEXT_MAX_TOKENS
         return None
-
-    def _prepare_chunk(self, rows, start: int, source: str, batch_size, max_tokens, sort_by_length, skip: bool):
-        """A chunk's rows preprocessed and planned into batches (no model call)."""
-        results: list[dict | RowFailure | None] = [None] * len(rows)
-        live = []
-        for i, row in enumerate(rows):
-            missing = [c for c in self.input_columns if c not in row]
-            if not missing:
-                live.append(i)
-                continue
-            failure = BadRowError(
-                source, start + i + 1, f"missing required column '{missing[0]}' (columns found: {', '.join(row) or 'none'})"
-            )
-            if not skip:
-                raise failure
-            results[i] = RowFailure(start + i, failure.reason)
-        columns = [c for c in self.input_columns + self.optional_columns if any(c in rows[i] for i in live)]
-        batch, features = {}, {}
-        while live:  # each bad row found is set aside and the rest preprocessed again
-            batch = {c: [rows[i].get(c) for i in live] for c in columns}
-            try:
-                features = self.run_preprocess(batch, source, row_numbers=[start + i + 1 for i in live])
-                break
-            except BadRowError as err:
-                if not skip:
-                    raise
-                bad = err.row_number - start - 1
-                results[bad] = RowFailure(start + bad, err.reason)
-                live.remove(bad)
-        owned = features_per_row(features, len(live)) if live else []
-        lengths = [max((self.feature_length(features, i) for i in indices), default=0) for indices in owned]
-        plan = plan_batches(lengths, [len(o) for o in owned], batch_size, max_tokens, sort=sort_by_length) if live else []
-        return _PreparedChunk(results, live, batch, features, owned, plan)
-
-    def _run_chunk(self, chunk: _PreparedChunk) -> list[dict | RowFailure]:
-        results = chunk.results
-        for group in chunk.plan:
-            sub_batch, sub_features = select(chunk.batch, chunk.features, chunk.owned, group)
-            inputs = model_inputs(sub_features)
-            size = len(next(iter(inputs.values())))
-            outputs = self.forward(self.collator([{k: v[i] for k, v in inputs.items()} for i in range(size)]))
-            records = self.postprocess(outputs, sub_batch, sub_features)
-            if len(records) != len(group):
-                raise RuntimeError(f"{type(self).__name__}.postprocess returned {len(records)} records for {len(group)} rows")
-            for position, record in zip(group, records):
-                results[chunk.live[position]] = record
-        return results
 
     def feature_length(self, features: Mapping[str, list], index: int) -> int:
         """What one feature costs to run, for length batching: the length of its first
@@ -481,7 +421,7 @@ class Task(abc.ABC):
             raise
 
     # ------------------------------------------------------------------- demo
-    # ``mode=demo`` (:mod:`taskhub.demo`) builds its form and output widget from these,
+    # ``mode=demo`` (:mod:`taskhub.modes.demo`) builds its form and output widget from these,
     # so a task describes its demo as plain data and never imports gradio.
 
     #: How the demo shows a prediction: ``"label"`` (label scores as bars), ``"spans"``
@@ -552,29 +492,3 @@ class Task(abc.ABC):
             return "\n\n".join(str(v) for value in values for v in (value if isinstance(value, list) else [value]))
         return dict(prediction)
 
-
-def _chunks(records: Iterable[Mapping[str, Any]], size: int, start: int) -> Iterator[tuple[int, list]]:
-    """``(input position of the first row, rows)`` for consecutive runs of ``size`` records."""
-    chunk: list[Mapping[str, Any]] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == size:
-            yield start, chunk
-            start, chunk = start + size, []
-    if chunk:
-        yield start, chunk
-
-
-@dataclass
-class _PreparedChunk:
-    results: list  # per row: a RowFailure already, or None until predicted
-    live: list[int]  # rows that preprocessed, in order
-    batch: dict[str, list]  # their raw columns
-    features: dict[str, list]
-    owned: list[list[int]]  # per live row: its features
-    plan: list[list[int]]  # batches of live rows
-
-
-def model_inputs(features: Mapping[str, list]) -> dict[str, list]:
-    """The features the model takes: all but the ``_``-prefixed side information."""
-    return {k: v for k, v in features.items() if not k.startswith(SIDE_PREFIX)}

@@ -12,7 +12,7 @@ from conftest import run_cli
 import taskhub
 from taskhub import TaskhubError
 from taskhub.config import Mode, RunConfig, TrainConfig
-from taskhub.runner import training_arguments
+from taskhub.modes.trainer import training_arguments
 
 
 def test_bare_run_composes_the_embedded_default():

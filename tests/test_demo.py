@@ -29,7 +29,7 @@ from conftest import REPO, TASKHUB, read_jsonl
 
 import taskhub
 from taskhub import TaskhubError
-from taskhub.demo import DESCRIPTION_ID, EMPTY_INPUT, INPUT_ID, LABEL_BARS, MISSING_GRADIO, OUTPUT_ID, SUBMIT_ID
+from taskhub.modes.demo import DESCRIPTION_ID, EMPTY_INPUT, INPUT_ID, LABEL_BARS, MISSING_GRADIO, OUTPUT_ID, SUBMIT_ID
 
 DATA = REPO / "plugins" / "data"
 ARTIFACTS = Path(os.environ.get("TASKHUB_TEST_ARTIFACTS") or REPO / "test-artifacts")
@@ -79,7 +79,7 @@ def free_port() -> int:
 @contextmanager
 def served(task, examples=()):
     """The task's demo app running in this process; yields its URL."""
-    from taskhub.demo import launch
+    from taskhub.modes.demo import launch
 
     app = launch(task, examples, port=free_port(), block=False)
     try:
@@ -326,7 +326,7 @@ def label_bars_and_reference(name: str, model: str):
 
 def demo_examples(task) -> list[dict]:
     from taskhub.config import DataConfig
-    from taskhub.demo import examples
+    from taskhub.modes.demo import examples
 
     return examples(task, DataConfig(), 3)
 
@@ -503,7 +503,7 @@ def test_demo_options_are_typed(tmp_path):
 
 def test_examples_come_from_the_bundled_data_with_paths_that_exist(tmp_path):
     from taskhub.config import DataConfig
-    from taskhub.demo import examples
+    from taskhub.modes.demo import examples
 
     ner = taskhub.load_task("ner")
     first = read_jsonl(DATA / "ner_demo" / "test.jsonl")[0]
@@ -529,7 +529,7 @@ def test_without_gradio_the_cli_says_how_to_install_it(tmp_path):
 
 def test_a_port_in_use_or_a_foreign_host_is_a_one_line_error_in_demo_options(models):
     pytest.importorskip("gradio")
-    from taskhub.demo import launch
+    from taskhub.modes.demo import launch
 
     task = taskhub.load_task("text_classification", model=models("text_classification"), device="cpu")
     with socket.socket() as taken:
@@ -543,7 +543,7 @@ def test_a_port_in_use_or_a_foreign_host_is_a_one_line_error_in_demo_options(mod
 
 
 def test_spans_that_overlap_an_earlier_one_or_are_empty_are_left_out():
-    from taskhub.demo import shown
+    from taskhub.modes.demo import shown
 
     view = ("abcdef", [(2, 4, "best"), (1, 3, "overlaps"), (4, 6, "next"), (0, 0, "empty")])
     assert shown("spans", view) == {
@@ -553,7 +553,7 @@ def test_spans_that_overlap_an_earlier_one_or_are_empty_are_left_out():
 
 
 def test_an_empty_input_of_any_widget_asks_for_it():
-    from taskhub.demo import empty_input
+    from taskhub.modes.demo import empty_input
 
     assert empty_input({"text": "text"}, {"text": " \n"}) == "Please enter some text"
     assert empty_input({"image": "image"}, {"image": None}) == "Please upload an image"
@@ -563,7 +563,7 @@ def test_an_empty_input_of_any_widget_asks_for_it():
 
 
 def test_a_failed_submission_says_why():
-    from taskhub.demo import error_message
+    from taskhub.modes.demo import error_message
     from taskhub.errors import BadRowError
 
     assert error_message(BadRowError("demo input", 1, "cannot read image x.png")) == "cannot read image x.png"
@@ -572,7 +572,7 @@ def test_a_failed_submission_says_why():
 
 
 def test_label_bars_come_from_a_copy_of_the_task_asking_for_more_candidates(models):
-    from taskhub.demo import with_label_bars
+    from taskhub.modes.demo import with_label_bars
 
     task = taskhub.load_task("text_classification", model=models("text_classification"), device="cpu")
     predictor = with_label_bars(task)

@@ -9,7 +9,7 @@ import pytest
 from conftest import read_jsonl, write_jsonl
 
 import taskhub
-from taskhub.batching import features_per_row, plan_batches, select
+from taskhub.engine.batching import features_per_row, plan_batches, select
 from taskhub.errors import BadRowError, RowFailure
 from taskhub.manager import get_registry
 from taskhub.testing import save_task_model, save_tiny_text_model

@@ -218,15 +218,15 @@ def test_jobs_in_one_process_reuse_the_tokenized_split(checkpoints, tmp_path, mo
     import shutil
 
     import taskhub
-    from taskhub import runner
+    from taskhub.modes import trainer
 
     for step, source in ((10, "checkpoint-1"), (20, "checkpoint-3")):
         shutil.copytree(checkpoints / source, tmp_path / f"checkpoint-{step}")
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     calls = []
-    encode = runner._encode
-    monkeypatch.setattr(runner, "_encode", lambda task, split: calls.append(split.name) or encode(task, split))
-    monkeypatch.setattr(runner, "_encoded", type(runner._encoded)())
+    encode = trainer._encode
+    monkeypatch.setattr(trainer, "_encode", lambda task, split: calls.append(split.name) or encode(task, split))
+    monkeypatch.setattr(trainer, "_encoded", type(trainer._encoded)())
     results = [
         taskhub.run(["mode=evaluate", f"model.name_or_path={tmp_path / name}", "data.limit=8", "results_cache=null"], run_dir=tmp_path / "runs" / name)
         for name in ("checkpoint-10", "checkpoint-20")

@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FOOD, TASKHUB, read_jsonl, run_cli, write_jsonl
+from conftest import TASKHUB, run_cli, write_jsonl
 
 import taskhub
 from taskhub import TaskhubError
-from taskhub.runner import merge_prediction
+from taskhub.modes.predict import merge_prediction
 from taskhub.testing import save_task_model, save_tiny_text_model
 
 LABELS = {"num_labels": 2, "id2label": {0: "food", 1: "not_food"}, "label2id": {"food": 0, "not_food": 1}}

@@ -8,7 +8,7 @@ The app is generic: each task describes its form and output as plain data
 what they return. From Python::
 
     from taskhub import load_task
-    from taskhub.demo import launch
+    from taskhub.modes.demo import launch
 
     launch(load_task("text_classification", model="outputs/.../model"), [{"text": "a bowl of ramen"}])
 
@@ -71,13 +71,12 @@ def serve(task: Task, run: RunConfig) -> dict[str, Any]:
     import_gradio()  # first: without the extra, fail before the slow imports below
     from transformers import set_seed
 
-    from taskhub.runner import engine_options
 
     set_seed(run.seed)  # as in every mode, so sampled generations repeat
     rows = examples(task, run.data, run.demo.examples)
     task.model  # noqa: B018 (loaded now: a model that does not load fails here, not at the first submission)
     stop_on_signals()
-    launch(task, rows, host=run.demo.host, port=run.demo.port, share=run.demo.share, **engine_options(run))
+    launch(task, rows, host=run.demo.host, port=run.demo.port, share=run.demo.share, **run.engine_options())
     return {"task": task.name, "mode": "demo", "outputs": {}}
 
 

@@ -16,9 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+#: Feature keys starting with this carry side information for a task's postprocess or
+#: encode_targets (offsets, word ids, ...) and never reach the model.
+SIDE_PREFIX = "_"
 #: Side feature mapping each feature to the index of its row in the batch, for tasks
 #: whose preprocessing splits one row into several windows. Absent: one feature per row.
 ROW_KEY = "_row"
+
+
+def model_inputs(features: Mapping[str, list]) -> dict[str, list]:
+    """The features the model takes: all but the ``_``-prefixed side information."""
+    return {k: v for k, v in features.items() if not k.startswith(SIDE_PREFIX)}
 
 
 def features_per_row(features: Mapping[str, list], rows: int) -> list[list[int]]:

@@ -1,0 +1,8 @@
+"""The execution engine: how a task's preprocess -> forward -> postprocess steps run.
+
+* :mod:`~taskhub.engine.batching`: which rows share a batch (length-sorted, token budget).
+* :mod:`~taskhub.engine.streaming`: the in-process predict stream (chunks read, preprocessed,
+  batched, run and put back in input order); :meth:`taskhub.Task.predict_iter` is its face.
+
+Nothing here knows a task by name, and nothing here imports torch at import time.
+"""

@@ -1,0 +1,156 @@
+"""``mode=evaluate``: metrics on the test split (by ``Trainer.evaluate`` or by prediction),
+keyed by content so a sweep re-run reuses what did not change."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from taskhub.config import RunConfig
+from taskhub.data import iter_rows, read_split
+from taskhub.errors import BadRowError, TaskhubError
+from taskhub.manager import call_hook, get_plugin_manager
+from taskhub.modes.trainer import encode, make_trainer, training_arguments
+from taskhub.rundir import atomic_path
+
+if TYPE_CHECKING:
+    from taskhub.task import Task
+
+log = logging.getLogger("taskhub")
+
+
+def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Metrics of the model on the test split (bad rows set aside with ``on_error=skip``)."""
+    test = read_split(task, run.data, "test", with_targets=True)
+    errors: list[dict[str, Any]] = []
+    if run.on_error.value == "skip":
+        test = without_bad_rows(task, test, errors)
+    elif task.evaluate_by_prediction:  # references are never preprocessed there: check them first
+        without_bad_rows(task, test, None)
+    trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False, training=False), None, None)
+    log.info("evaluating %s on %d rows (%s)", task.name, len(test.dataset), test.path)
+    metrics = evaluate_split(task, trainer, test, run)
+    outputs = {}
+    if run.on_error.value == "skip":
+        metrics["test_errors"] = len(errors)
+    if errors:
+        with atomic_path(run_dir / "errors.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in errors))
+        outputs["errors"] = str(run_dir / "errors.jsonl")
+        log.warning("%d rows of %s skipped: see %s", len(errors), test.path, outputs["errors"])
+    return metrics, outputs
+
+
+def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]:
+    """Metrics of the current model on one split, prefixed with the split's name."""
+    prefix = split.name
+    if task.evaluate_by_prediction:
+        started = time.perf_counter()
+        predictions = list(task.predict_iter(iter_rows(split.dataset), source=split.path, **run.engine_options()))
+        elapsed = time.perf_counter() - started
+        scores = task.score_predictions(predictions, split.dataset)
+        metrics = {f"{prefix}_{k}": v for k, v in scores.items()}
+        metrics[f"{prefix}_runtime"] = elapsed
+        metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
+    else:
+        metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
+        metrics.pop("epoch", None)
+    metrics.update(task.derived_metrics(metrics, prefix))
+    if get_plugin_manager().hook.taskhub_metrics.get_hookimpls():
+        if not task.evaluate_by_prediction:
+            predictions = list(task.predict_iter(iter_rows(split.dataset), source=split.path, **run.engine_options()))
+        for extra in call_hook("taskhub_metrics", task=task, split=prefix, predictions=predictions, references=split.dataset):
+            metrics.update({f"{prefix}_{k}": v for k, v in extra.items()})
+    return metrics
+
+
+def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chunk: int = 256):
+    """``on_error=skip`` for evaluation: the split minus the rows whose inputs or targets
+    do not preprocess; each of those is appended to ``errors`` (row, input, reason).
+    With ``errors=None`` the first bad row raises."""
+    bad: list[int] = []
+    for start in range(0, len(split.dataset), chunk):
+        columns = split.dataset[start : start + chunk]
+        live = list(range(len(next(iter(columns.values())))))
+        while live:
+            batch = {k: [values[i] for i in live] for k, values in columns.items()}
+            try:
+                task.run_preprocess(batch, split.path, [start + i + 1 for i in live], with_targets=True)
+                break
+            except BadRowError as err:
+                if errors is None:
+                    raise
+                index = err.row_number - 1
+                bad.append(index)
+                errors.append({"row": err.row_number, "input": split.raw[index], "reason": err.reason})
+                live.remove(index - start)
+    if not bad:
+        return split
+    errors.sort(key=lambda e: e["row"])
+    keep = sorted(set(range(len(split.dataset))) - set(bad))
+    if not keep:
+        raise TaskhubError(f"{split.path}: every row is bad (first: row {errors[0]['row']}: {errors[0]['reason']})")
+    return dataclasses.replace(split, raw=split.raw.select(keep), dataset=split.dataset.select(keep))
+
+
+def evaluation_key(cfg: DictConfig, task: Task, run: RunConfig) -> str | None:
+    """Content key of an evaluation: resolved config + checkpoint bytes + data bytes."""
+    from taskhub.data import split_path
+    from taskhub.modeling import model_source, resolve_path
+    from taskhub.sweeps import job_key
+
+    data_file = split_path(task, run.data, "test")
+    if data_file is None or not os.path.isfile(resolve_path(data_file)):
+        return None
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    for volatile in ("hydra", "results_cache", "fail_fast", "report"):
+        settings.pop(volatile, None)
+    settings["model"].pop("name_or_path", None)
+    settings["data"]["test"] = None
+    try:
+        model_dir = model_source(task).name_or_path
+    except TaskhubError:
+        return None
+    settings["media"] = media_stamps(task, run)
+    return job_key(json.dumps(settings, sort_keys=True, default=str), model_dir, [resolve_path(data_file)])
+
+
+def media_stamps(task: Task, run: RunConfig) -> list[str]:
+    """Path, size and modification time of each file the test split points to (images,
+    audio): a file replaced in place must not be served a cached result."""
+    if not task.path_columns:
+        return []
+    split = read_split(task, run.data, "test", with_targets=False)
+    stamps = []
+    for column in task.path_columns:
+        if column in split.dataset.column_names:
+            for value in split.dataset[column]:
+                if isinstance(value, str) and os.path.isfile(value):
+                    stat = os.stat(value)
+                    stamps.append(f"{value}:{stat.st_size}:{stat.st_mtime_ns}")
+    return stamps
+
+
+def reusable_result(key: str | None, run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    previous = run_dir / "metrics.json"
+    if previous.is_file():
+        try:
+            result = json.loads(previous.read_text())
+        except json.JSONDecodeError:
+            result = {}
+        if result.get("key") == key and result.get("status") in ("ok", "cached"):
+            return result
+    if run.results_cache:
+        from taskhub.sweeps import ResultCache
+
+        return ResultCache(run.results_cache).get(key)
+    return None

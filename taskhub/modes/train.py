@@ -1,0 +1,98 @@
+"""``mode=train``: fine-tune with ``transformers.Trainer``, checkpoints sealed for
+``train.resume``, held-out metrics, and a ``model/`` folder with its model card."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskhub.config import RunConfig
+from taskhub.data import read_split
+from taskhub.errors import BadRowError, RowError, TaskhubError
+from taskhub.manager import call_hook
+from taskhub.model_card import render_model_card
+from taskhub.modes.evaluate import evaluate_split
+from taskhub.modes.trainer import encode, make_trainer, training_arguments
+from taskhub.rundir import atomic_path, writing
+
+if TYPE_CHECKING:
+    from taskhub.task import Task
+
+log = logging.getLogger("taskhub")
+
+
+def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Fine-tune (or train from scratch), evaluate the held-out splits, save ``model/``."""
+    from transformers import set_seed
+
+    set_seed(run.seed)
+    train = read_split(task, run.data, "train", with_targets=True)
+    validation = read_split(task, run.data, "validation", with_targets=True, required=False)
+    test = read_split(task, run.data, "test", with_targets=True, required=False)
+
+    from taskhub.modeling import load_model, model_source, processor_from_data
+
+    if processor_from_data(task):
+        task.processor = task.train_processor(train.dataset, model_source(task).processor)
+    try:
+        init_kwargs = task.model_init_kwargs(train.dataset)
+    except RowError as err:
+        raise BadRowError(train.path, err.index + 1, err.message) from None
+    task.model = load_model(task, **init_kwargs)
+    train_set = encode(task, train)
+    held_out = [s for s in (validation, test) if s is not None]
+    validation_set = encode(task, validation) if validation is not None else None
+
+    args = training_arguments(task, run, run_dir, has_validation=validation is not None)
+    from taskhub.checkpoints import CheckpointSeal, saved_step, whole_run_loss
+
+    callbacks = [CheckpointSeal(), *(cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs)]
+    trainer = make_trainer(task, args, train_set, validation_set, callbacks)
+    metrics: dict[str, Any] = {}
+    before = run.evaluate_before_training
+    if before if before is not None else task.evaluate_before_training:
+        for split in held_out:
+            metrics.update({f"before_{k}": v for k, v in evaluate_split(task, trainer, split, run).items()})
+    checkpoint = resume_checkpoint(run, args.output_dir)
+    resumed_at = saved_step(checkpoint) if checkpoint else 0  # read now: rotation may remove it
+    log.info("training %s on %d rows (%s)%s", task.name, len(train_set), train.path, f", resuming from {checkpoint}" if checkpoint else "")
+    trained = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics.update({f"train_{k.removeprefix('train_')}": v for k, v in trained.metrics.items()})
+    if checkpoint:  # the Trainer's train_loss averages the resumed steps only
+        whole = whole_run_loss(trainer.state.log_history, resumed_at, trainer.state.global_step)
+        metrics["train_loss"] = whole if whole is not None else metrics["train_loss"]
+    for split in held_out:
+        metrics.update(evaluate_split(task, trainer, split, run))
+    model_dir = run_dir / "model"
+    with writing(model_dir), atomic_path(model_dir) as tmp:
+        trainer.save_model(str(tmp))
+        task.processor.save_pretrained(str(tmp))
+        # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        (tmp / "training_args.json").write_text(args.to_json_string())
+        data = {split.name: split.path for split in (train, validation, test) if split is not None}
+        card = render_model_card(task, run, metrics, data, json.loads(args.to_json_string()))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+    if run.train.save_strategy is None and "save_strategy" not in run.train.args:
+        shutil.rmtree(args.output_dir, ignore_errors=True)  # only there for resuming
+    return metrics, {"model": str(model_dir)}
+
+
+def resume_checkpoint(run: RunConfig, checkpoints: str) -> str | None:
+    """The checkpoint ``train.resume`` names: for "auto" the newest one that proves it is
+    complete (None when there is none; see :mod:`taskhub.checkpoints`)."""
+    from taskhub.checkpoints import check_named, newest_complete
+
+    resume = run.train.resume
+    if not resume:
+        return None
+    if resume == "auto":
+        return newest_complete(checkpoints)
+    if not os.path.isdir(resume):
+        raise TaskhubError(f"train.resume={resume}: not a checkpoint folder (or use train.resume=auto)")
+    check_named(resume)
+    return resume

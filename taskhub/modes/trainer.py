@@ -1,0 +1,134 @@
+"""The ``transformers.Trainer`` plumbing train and evaluate share: arguments from the run
+config, the task's Trainer, and splits encoded for it (cached within a process, so the
+checkpoints of one sweep reuse one tokenization)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskhub.config import RunConfig
+from taskhub.engine.batching import model_inputs
+from taskhub.errors import TaskhubError
+from taskhub.text import reporting_cuts
+
+if TYPE_CHECKING:
+    from taskhub.task import Task
+
+#: Encoded splits kept in memory, so jobs of one sweep process reuse tokenized data.
+_encoded: OrderedDict[str, Any] = OrderedDict()
+ENCODED_SPLITS_KEPT = 4
+#: Checkpoint files that cannot change how data is encoded: weights, optimizer and
+#: trainer state, the model card.
+NOT_ENCODING_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", "trainer_state.json", "training_args.json", "README.md")
+
+
+def encode(task: Task, split) -> Any:
+    """Preprocess a whole split for the Trainer, with errors naming file and row.
+
+    The result is reused within the process when the same split is encoded with the same
+    processor files, task options and model config (e.g. many checkpoints of one run).
+    """
+    key = _encoding_key(task, split)
+    if key in _encoded:
+        _encoded.move_to_end(key)
+        return _encoded[key]
+    encoded = _encode(task, split)
+    if key is not None:
+        _encoded[key] = encoded
+        while len(_encoded) > ENCODED_SPLITS_KEPT:
+            _encoded.popitem(last=False)
+    return encoded
+
+
+def _encoding_key(task: Task, split) -> str | None:
+    import hashlib
+
+    from taskhub.modeling import model_source, resolve_path
+    from taskhub.sweeps import file_digest, folder_digest
+
+    source = model_source(task)
+    if source.name_or_path is None or not os.path.isdir(source.name_or_path):
+        return None  # a processor trained in this run, or a hub id: nothing to key on
+    parts = [
+        type(task).__qualname__,
+        repr(task.config),
+        split.name,
+        file_digest(resolve_path(split.path)),
+        str(len(split.dataset)),
+        ",".join(split.dataset.column_names),
+        folder_digest(source.name_or_path, exclude_suffixes=NOT_ENCODING_FILES),
+        json.dumps(source.processor, sort_keys=True, default=str),
+        json.dumps({k: v for k, v in task.model.config.to_dict().items() if k != "_name_or_path"}, sort_keys=True, default=str),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _encode(task: Task, split) -> Any:
+    dataset = split.dataset
+
+    def encode_batch(batch, indices):
+        features = task.run_preprocess(batch, split.path, [i + 1 for i in indices], with_targets=True)
+        return model_inputs(features)
+
+    with reporting_cuts(task):  # one warning per split for texts cut to a limit
+        return dataset.map(
+            encode_batch,
+            batched=True,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            keep_in_memory=True,
+            load_from_cache_file=False,
+            new_fingerprint=f"taskhub-{task.name}-{split.name}-{time.time_ns()}",
+        )
+
+
+def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation: bool, training: bool = True):
+    from transformers import TrainingArguments
+
+    from taskhub.modeling import resolve_device
+
+    values = {
+        # Evaluation saves nothing: no empty checkpoints/ folder in its run dir.
+        "output_dir": str(run_dir / "checkpoints" if training else run_dir),
+        "report_to": "none",
+        "seed": run.seed,
+        "eval_strategy": "epoch" if has_validation else "no",
+        # A checkpoint per epoch (the newest kept) for train.resume; removed after a
+        # successful run unless the user set the save strategy.
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
+        "logging_strategy": "epoch",
+        "use_cpu": resolve_device(run.device.value) == "cpu",
+        **task.training_defaults,
+        **run.train.set_values(),
+    }
+    known = {f.name for f in fields(TrainingArguments)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TaskhubError(f"train.args.{unknown[0]}: not a transformers.TrainingArguments field")
+    try:
+        return TrainingArguments(**values)
+    except (ValueError, TypeError) as exc:
+        raise TaskhubError(f"invalid training arguments: {str(exc).strip().splitlines()[0]}") from None
+
+
+def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
+    from taskhub.modeling import transformers_attr
+
+    trainer_cls = transformers_attr(task.trainer_class)
+    return trainer_cls(
+        model=task.model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=task.build_training_collator(),
+        processing_class=task.processor,
+        compute_metrics=task.compute_metrics,
+        callbacks=list(callbacks),
+    )

@@ -78,26 +78,32 @@ def peak_rss(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 def memory(s: Settings, log=print) -> RowResult:
     """Peak RSS of ``taskhub mode=predict`` (the CLI, a fresh process each) on 2,000 and
     200,000 rows of the same short texts, with a tiny model so the big file takes minutes,
-    not hours. Each run reads the JSONL with a fresh datasets cache (as on a new file)."""
+    not hours: read into a dataset (Arrow, memory-mapped) and read as a stream
+    (``data.streaming=true``, an IterableDataset). Each run reads the JSONL with a fresh
+    datasets cache (as on a new file)."""
     started, load_start = time.perf_counter(), load()
     model = fixtures.tiny_text_classifier(log)
     sizes = (2000, s.pick(200_000, 20_000))
+    variants = {"": [], "streaming ": ["data.streaming=true"]}
     peaks, walls = {}, {}
-    for n in sizes:
-        data = fixtures.short_texts(n)
-        scratch = tempfile.mkdtemp(prefix="memory-", dir=CACHE)
-        try:
-            argv = [TASKHUB, "task=text_classification", "mode=predict", f"model.name_or_path={model}",
-                    f"data.predict={data}", "device=cpu", f"hydra.run.dir={scratch}/run", "results_cache=null"]
-            peaks[n], walls[n] = peak_rss(argv, _env(s, HF_DATASETS_CACHE=f"{scratch}/datasets"))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        log(f"    {n:>7} rows: peak RSS {peaks[n]:7.1f} MiB, {walls[n]:6.1f} s   (load {load():.1f})")
+    for name, extra in variants.items():
+        for n in sizes:
+            data = fixtures.short_texts(n)
+            scratch = tempfile.mkdtemp(prefix="memory-", dir=CACHE)
+            try:
+                argv = [TASKHUB, "task=text_classification", "mode=predict", f"model.name_or_path={model}",
+                        f"data.predict={data}", "device=cpu", f"hydra.run.dir={scratch}/run", "results_cache=null", *extra]
+                peaks[name, n], walls[name, n] = peak_rss(argv, _env(s, HF_DATASETS_CACHE=f"{scratch}/datasets"))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            log(f"    {name}{n:>7} rows: peak RSS {peaks[name, n]:7.1f} MiB, {walls[name, n]:6.1f} s   (load {load():.1f})")
     small, big = sizes
-    result = RowResult("6", f"peak RSS of taskhub mode=predict, {small:,} vs {big:,} short texts (tiny BERT)")
-    result.timings = [Timing(f"predict {n:,} rows", [walls[n]], n, note=f"peak RSS {peaks[n]:.0f} MiB") for n in sizes]
-    result.ratios = [ratio("6", f"peak RSS {big:,} / {small:,} rows", peaks[big] / peaks[small], maximum=1.25)]
-    result.facts = {"peak_rss_mib": {str(n): round(peaks[n], 1) for n in sizes}}
+    result = RowResult("6", f"peak RSS of taskhub mode=predict, {small:,} vs {big:,} short texts (tiny BERT), as a dataset and streamed")
+    result.timings = [Timing(f"predict {name}{n:,} rows", [walls[name, n]], n, note=f"peak RSS {peaks[name, n]:.0f} MiB")
+                      for name in variants for n in sizes]
+    result.ratios = [ratio("6", f"peak RSS {name}{big:,} / {small:,} rows", peaks[name, big] / peaks[name, small], maximum=1.25)
+                     for name in variants]
+    result.facts = {"peak_rss_mib": {f"{name}{n}": round(peaks[name, n], 1) for name in variants for n in sizes}}
     result.load, result.wall_s = (load_start, load()), time.perf_counter() - started
     return result
 

@@ -2,7 +2,8 @@
 per-row feature extraction, padding, and running models that cannot take padded batches.
 
 An ``audio`` value is a file path (WAV, FLAC, OGG, and MP3 where the installed libsndfile
-reads it; decoded by soundfile), or from the Python API a ``{"array": ..., "sampling_rate":
+reads it; decoded by soundfile), a ``{bytes, path}`` struct (the ``datasets`` Audio feature,
+never decoded by ``datasets``), or from the Python API a ``{"array": ..., "sampling_rate":
 ...}`` dict (``"raw"`` works too, as in transformers' pipelines) or a bare array taken to be
 at the model's rate. Whatever comes in leaves as a mono float32 waveform at the feature
 extractor's rate: channels are averaged, integer PCM is scaled to [-1, 1], other rates are
@@ -47,7 +48,13 @@ SMALL_DATA_WAV2VEC2 = {
 # ------------------------------------------------------------------------ reading
 def load_audio(value: Any, index: int, sampling_rate: int):
     """One ``audio`` value -> 1-D float32 numpy waveform at ``sampling_rate``."""
-    if isinstance(value, (str, os.PathLike)):
+    if isinstance(value, dict) and "array" not in value and "raw" not in value and value.keys() <= {"bytes", "path"}:
+        from taskhub.media import stored_file
+
+        value = stored_file(value, index, "audio")  # datasets' Audio feature, undecoded
+    if isinstance(value, (bytes, bytearray)):
+        array, rate = read_file(value, index)
+    elif isinstance(value, (str, os.PathLike)):
         array, rate = read_file(os.fspath(value), index)
     elif isinstance(value, dict):
         array = value.get("array", value.get("raw"))
@@ -61,10 +68,10 @@ def load_audio(value: Any, index: int, sampling_rate: int):
     elif value is None:
         raise RowError(index, "missing audio")
     else:
-        raise RowError(index, f"audio must be a file path, an {{array, sampling_rate}} dict or an array, got {type(value).__name__}")
+        raise RowError(index, f"audio must be a file path, {{bytes, path}}, an {{array, sampling_rate}} dict or an array, got {type(value).__name__}")
     if array.size == 0:
         raise RowError(index, "the audio array has no samples")
-    check_finite(array, index, f"audio file {os.fspath(value)}" if isinstance(value, (str, os.PathLike)) else "the audio array")
+    check_finite(array, index, audio_name(value) if isinstance(value, (str, os.PathLike, bytes, bytearray)) else "the audio array")
     return resample(array, int(rate), sampling_rate)
 
 
@@ -77,23 +84,32 @@ def check_finite(array, index: int, what: str) -> None:
         raise RowError(index, f"{what} has NaN or infinite samples")
 
 
-def read_file(path: str, index: int):
-    """Decode an audio file with soundfile -> (mono float32 array, sampling rate)."""
+def audio_name(value: str | os.PathLike | bytes | bytearray) -> str:
+    """How messages name an encoded audio input: its file, or its size for bytes."""
+    return f"audio bytes ({len(value)} bytes)" if isinstance(value, (bytes, bytearray)) else f"audio file {os.fspath(value)}"
+
+
+def read_file(path: str | bytes, index: int):
+    """Decode an audio file (or its bytes) with soundfile -> (mono float32 array, sampling rate)."""
+    import io
+
     import soundfile as sf
 
-    if not os.path.exists(path):
+    binary = isinstance(path, (bytes, bytearray))
+    what = audio_name(path)
+    if not binary and not os.path.exists(path):
         raise RowError(index, f"audio file not found: {path}")
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise RowError(index, f"audio file {path} is empty (0 bytes)")
+    if (len(path) if binary else os.path.getsize(path) if os.path.isfile(path) else 1) == 0:
+        raise RowError(index, f"{what} is empty (0 bytes)")
     try:
         # float32 output scales integer PCM of any width to [-1, 1]; always_2d: (frames, channels).
-        array, rate = sf.read(checked_path(path), dtype="float32", always_2d=True)
+        array, rate = sf.read(io.BytesIO(path) if binary else checked_path(path), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
-        raise RowError(index, f"cannot read audio file {path}: {exc.error_string.rstrip('.')}") from None
+        raise RowError(index, f"cannot read {what}: {exc.error_string.rstrip('.')}") from None
     except (OSError, RuntimeError, ValueError) as exc:
-        raise RowError(index, f"cannot read audio file {path}: {exc}") from None
+        raise RowError(index, f"cannot read {what}: {exc}") from None
     if array.shape[0] == 0:
-        raise RowError(index, f"audio file {path} is empty (no samples)")
+        raise RowError(index, f"{what} is empty (no samples)")
     return array.mean(axis=1, dtype="float32") if array.shape[1] > 1 else array[:, 0], rate
 
 

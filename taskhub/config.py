@@ -194,17 +194,40 @@ class ModelConfig:
 
 
 @dataclass
+class SplitNames:
+    """Which split of ``data.dataset`` each role reads: any split expression ``datasets``
+    accepts (``train``, ``validation[:10%]``, ``train[90%:]``)."""
+
+    train: Optional[str] = option(None, "Split of data.dataset to train on (null: its train split)")
+    validation: Optional[str] = option(None, "Split evaluated after every epoch (null: its validation split, if any)")
+    test: Optional[str] = option(None, "Split evaluated after training and by mode=evaluate (null: its test split, if any)")
+    predict: Optional[str] = option(None, "Split mode=predict reads (null: its test split)")
+
+
+#: What data.train / validation / test / predict accept, for --help.
+SOURCES = "a JSONL, CSV or Parquet file (optionally .gz/.bz2/.xz/.zst), a glob, a list of them, hf:// path or URL, or an imagefolder / audiofolder folder"
+
+
+@dataclass
 class DataConfig:
-    train: Optional[str] = option(None, "Training data: a JSONL, CSV or Parquet file (none set at all: the task's bundled demo data)")
-    validation: Optional[str] = option(None, "Validation data, evaluated after every epoch")
-    test: Optional[str] = option(None, "Test data, evaluated after training and by mode=evaluate")
-    predict: Optional[str] = option(None, "Inputs of mode=predict")
+    # Any: a string or a list of them (OmegaConf has no unions); data.py checks the values.
+    train: Any = option(None, f"Training data: {SOURCES} (none set at all: the task's bundled demo data)")
+    validation: Any = option(None, "Validation data, evaluated after every epoch (same sources as data.train)")
+    test: Any = option(None, "Test data, evaluated after training and by mode=evaluate")
+    predict: Any = option(None, "Inputs of mode=predict")
+    dataset: Optional[str] = option(None, "A dataset repository instead of files: a Hub id or a local folder (data files + README.md configs)")
+    config: Optional[str] = option(None, "The dataset's config (subset) name, for data.dataset")
+    revision: Optional[str] = option(None, "Hub revision (branch, tag or commit) of data.dataset")
+    split: SplitNames = field(default_factory=SplitNames)
+    streaming: bool = option(
+        False, "Read the data as a stream (datasets.IterableDataset): predict and evaluate files larger than memory; training needs train.max_steps"
+    )
     columns: dict[str, str] = option(
         doc="Canonical column name -> the column's name in your files, e.g. data.columns.text=review", factory=dict
     )
     limit: Optional[int] = option(None, "Use only the first N rows of each split (quick runs, smoke tests)", ge=1)
     root: Optional[str] = option(
-        None, "Every file path inside data files (images, audio) must lie inside this folder: for data you do not fully trust"
+        None, "Every local file path inside data (images, audio, folder layouts) must lie inside this folder: for data you do not fully trust"
     )
 
 
@@ -262,6 +285,11 @@ class PredictConfig:
         ge=1,
     )
     resume: bool = option(False, "Continue an interrupted prediction into the same run dir (hydra.run.dir=<it>)")
+    output: str = option(
+        "predictions.jsonl",
+        "The predictions file; its extension picks the format: .jsonl, .csv (lists and objects as JSON text) or .parquet. "
+        "A relative path is inside the run dir",
+    )
 
 
 @dataclass
@@ -351,8 +379,17 @@ def normalize_overrides(overrides, registry) -> list[str]:
         key = override.split("=", 1)[0]
         if "=" in override and not key.startswith(("+", "~")) and any(key.startswith(p) for p in prefixes):
             override = "++" + override
-        normalized.append(override)
+        normalized.append(quote_split_expression(override))
     return normalized
+
+
+def quote_split_expression(override: str) -> str:
+    """Let ``data.split.validation=validation[:10%]`` through Hydra's grammar, which reads
+    an unquoted ``[`` as the start of a list: a split expression is quoted for it."""
+    key, _, value = override.partition("=")
+    if key.startswith("data.split.") and "[" in value and not value.startswith(("'", '"')):
+        return f"{key}='{value}'"
+    return override
 
 
 def plugin_searchpath() -> list[str]:

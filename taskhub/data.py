@@ -1,18 +1,28 @@
-"""Reading data files into datasets with the task's canonical column names.
+"""Reading a split of data into datasets with the task's canonical column names.
 
-Every split keeps two views: ``raw`` (the user's columns as written, carried into
-``predictions.jsonl`` so nothing a user wrote is lost) and ``dataset`` (canonical
-names from ``data.columns``, relative file paths resolved against the data file's
-folder).
+Every source goes through ``datasets`` (globbing, decompression, folder layouts, split
+slicing, streaming): a file, a glob or a list of them (``data.<split>``), an
+imagefolder / audiofolder folder, ``hf://`` paths and URLs, or a whole dataset
+repository (``data.dataset`` with ``data.config`` / ``data.revision`` / ``data.split.*``).
+
+Every split keeps two views: ``raw`` (the user's columns as written, carried into the
+predictions so nothing a user wrote is lost; an image or audio stored in the data is
+written out by its path) and ``dataset`` (canonical names from ``data.columns``,
+relative file paths resolved against the data file's folder). Image and audio columns
+are never decoded by ``datasets``: they stay ``{bytes, path}`` for taskhub's own
+decoders (:mod:`taskhub.media`, :mod:`taskhub.audio`), and a ``ClassLabel`` column
+holds its names.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from taskhub.config import DataConfig
@@ -25,26 +35,39 @@ if TYPE_CHECKING:
     from taskhub.task import Task
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+#: Compressed files ``datasets`` decompresses while reading.
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+#: The ``datasets`` folder layout read for a folder given to a task of this modality.
+FOLDER_BUILDERS = {"image": "imagefolder", "audio": "audiofolder"}
+METADATA_FILES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
+SPLITS = ("train", "validation", "test", "predict")
 
 
 @dataclass
 class Split:
     name: str
+    #: What messages name: a file, a glob, a folder or "<dataset> (<config>, <split>)".
     path: str
-    raw: datasets.Dataset
-    dataset: datasets.Dataset
+    raw: datasets.Dataset | datasets.IterableDataset
+    dataset: datasets.Dataset | datasets.IterableDataset
+    #: Content key of the source (file bytes, folder files, dataset id and revision),
+    #: for resuming a prediction and reusing encoded data.
+    key: str = ""
+
+    @property
+    def streaming(self) -> bool:
+        """Read as a stream (``data.streaming=true``): no length, rows read as they go."""
+        return not hasattr(self.raw, "__len__")
 
 
-SPLITS = ("train", "validation", "test", "predict")
-
-
-def split_path(task: Task, data: DataConfig, split: str) -> str | None:
-    """The file for a split: ``data.<split>``; when no data file is named at all, the
-    task's bundled demo split (so your own train file never meets demo validation data)."""
+def split_path(task: Task, data: DataConfig, split: str) -> Any:
+    """What a split reads: ``data.<split>`` (a file, glob, folder, URL or a list of them);
+    when no data is named at all, the task's bundled demo split (so your own train file
+    never meets demo validation data). None with ``data.dataset``: see :func:`read_split`."""
     given = getattr(data, split)
     if given:
         return given
-    if task.demo_data is None or any(getattr(data, s) for s in SPLITS):
+    if task.demo_data is None or data.dataset or any(getattr(data, s) for s in SPLITS):
         return None
     folder = resolve_path(task.demo_data)
     # Predict takes the demo's own inputs when it ships some (e.g. texts with a mask
@@ -58,20 +81,27 @@ def split_path(task: Task, data: DataConfig, split: str) -> str | None:
 
 
 def read_split(task: Task, data: DataConfig, split: str, with_targets: bool, required: bool = True) -> Split | None:
-    path = split_path(task, data, split)
-    if path is None:
-        if required:
-            raise TaskhubError(f"no {split} data: set data.{split}=<file> (JSONL, CSV or Parquet)")
+    if data.dataset:
+        loaded = load_from_dataset(data, split, required)
+    else:
+        given = split_path(task, data, split)
+        if given is None:
+            if required:
+                raise TaskhubError(f"no {split} data: set data.{split}=<file> (JSONL, CSV or Parquet), or data.dataset=<dataset>")
+            return None
+        loaded = load_files(given, f"data.{split}", task.modality, data, with_targets)
+    if loaded is None:
         return None
-    raw = load_file(path)
+    where, raw, key, folder = loaded
     if data.limit is not None:
-        raw = raw.select(range(min(data.limit, len(raw))))
-    dataset = canonical_view(raw, task, data.columns, path, data.root)
-    task.check_columns(dataset.column_names, path, with_targets)
-    return Split(split, path, raw, dataset)
+        raw = raw.take(data.limit) if not hasattr(raw, "__len__") else raw.select(range(min(data.limit, len(raw))))
+    raw = readable(raw)
+    dataset = canonical_view(raw, task, data.columns, where, data.root, folder)
+    task.check_columns(column_names(dataset), where, with_targets)
+    return Split(split, where, written_view(raw), dataset, key)
 
 
-def iter_rows(dataset: datasets.Dataset, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+def iter_rows(dataset: datasets.Dataset | datasets.IterableDataset, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
     """A dataset's rows as dicts, read a batch of columns at a time: iterating a
     ``datasets.Dataset`` row by row costs about 0.1 ms per row in Arrow conversions."""
     for columns in dataset.iter(batch_size=batch_size):
@@ -79,33 +109,277 @@ def iter_rows(dataset: datasets.Dataset, batch_size: int = 1024) -> Iterator[dic
         yield from (dict(zip(names, values)) for values in zip(*(columns[n] for n in names)))
 
 
-def load_file(path: str) -> datasets.Dataset:
+def column_names(dataset: datasets.Dataset | datasets.IterableDataset) -> list[str]:
+    """Column names; a stream whose features are not known yet shows its first row's."""
+    if dataset.column_names is not None:
+        return list(dataset.column_names)
+    return list(next(iter(dataset.take(1)), {}))
+
+
+# ------------------------------------------------------------------ sources
+def load_from_dataset(data: DataConfig, split: str, required: bool):
+    """``(where, rows, key, folder of relative paths)`` of one split of ``data.dataset`` (a Hub id or a local dataset
+    folder, with its ``README.md`` ``configs:``), or None when the dataset has no split of
+    that role and none is named."""
     import datasets
 
-    path = resolve_path(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        raise TaskhubError(f"{path}: unsupported data format '{ext or path}' (use .jsonl, .json, .csv or .parquet)")
-    if not os.path.isfile(path):
-        raise TaskhubError(f"data file not found: {path}")
-    if os.path.getsize(path) == 0:
-        raise TaskhubError(f"{path}: the file is empty")
-    if ext != ".parquet":
-        check_utf8(path)
+    name = data.dataset
+    expression = getattr(data.split, split)
+    local = os.path.isdir(os.path.expanduser(name))
+    if not local:
+        refuse_remote(f"data.dataset={name}", local_hint="data.dataset=<the downloaded folder>")
+    path = os.path.expanduser(name)
+    with reading_dataset(f"data.dataset={name}"):
+        builder = datasets.load_dataset_builder(path, data.config, revision=data.revision)
+    available = list(builder.config.data_files or {})
+    if expression is None:
+        default = "test" if split == "predict" else split
+        if default not in available:
+            if required:
+                raise TaskhubError(
+                    f"data.dataset={name} has no {default} split (splits: {', '.join(available)}); set data.split.{split}=<split>"
+                )
+            return None
+        expression = default
+    if data.streaming and "[" in expression:
+        raise TaskhubError(f"data.split.{split}={expression}: a slice of a split cannot be streamed; use data.limit, or data.streaming=false")
+    with reading_dataset(f"data.split.{split}={expression}"):
+        if data.streaming:
+            rows = datasets.load_dataset(path, data.config, revision=data.revision, split=expression, streaming=True)
+        else:
+            rows = datasets.load_dataset(path, data.config, revision=data.revision, split=expression)
+    where = f"{name} ({f'{data.config}, ' if data.config else ''}{expression})"
+    key = folder_key(path) if local else f"{name}@{data.revision or builder.hash}"
+    return where, rows, f"{key}:{data.config}:{expression}", os.path.abspath(path) if local else os.getcwd()
+
+
+def load_files(given: Any, key: str, modality: str, data: DataConfig, with_targets: bool):
+    """``(where, rows, content key, folder of relative paths)`` of ``data.<split>``: a file, a glob, a list of them, a
+    URL / ``hf://`` path, or (image and audio tasks) an imagefolder / audiofolder folder."""
+    import datasets
+
+    values = [given] if isinstance(given, str) else list(given)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise TaskhubError(f"{key}={given}: expected a file, glob, folder or URL, or a list of them")
+    where = values[0] if len(values) == 1 else f"{key}=[{', '.join(values)}]"
+    if len(values) == 1 and os.path.isdir(resolve_path(values[0])):
+        folder = resolve_path(values[0])
+        return where, load_folder(folder, key, modality, data, with_targets), folder_key(folder), folder
+    files = [f for value in values for f in matching_files(value, key, data.root)]
+    builders = {file_format(f) for f in files}
+    if len(builders) > 1:
+        raise TaskhubError(f"{key}={given}: the files mix formats ({', '.join(sorted(builders))}); give one format per split")
+    local = [f for f in files if "://" not in f]
+    for path in local:
+        if os.path.getsize(path) == 0:
+            raise TaskhubError(f"{path}: the file is empty")
+        if not path.endswith((".parquet", *COMPRESSIONS)):
+            check_utf8(path)
+    from taskhub.sweeps import file_digest
+
+    content = hashlib.sha256("\0".join(file_digest(f) if f in local else f for f in files).encode()).hexdigest()
+    builder = builders.pop()
     datasets.disable_progress_bars()
     try:
         with quiet_datasets_logger():
-            dataset = datasets.load_dataset(FORMATS[ext], data_files=os.path.abspath(path), split="train")
+            rows = datasets.load_dataset(builder, data_files=files, split="train", streaming=data.streaming)
     except Exception as exc:
-        located = first_bad_line(path) if ext == ".jsonl" else None
+        located = first_bad_line(local[0]) if len(local) == 1 and local[0].endswith(".jsonl") else None
         if located:
-            raise TaskhubError(f"{path}, {located}") from None
-        cause = exc.__cause__ or exc
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise TaskhubError(f"{path}: cannot read as {FORMATS[ext].upper()}: {detail}") from None
-    if len(dataset) == 0:
-        raise TaskhubError(f"{path}: no rows")
-    return dataset
+            raise TaskhubError(f"{local[0]}, {located}") from None
+        raise TaskhubError(f"{where}: cannot read as {builder.upper()}: {first_line(exc)}") from None
+    if hasattr(rows, "__len__") and len(rows) == 0:
+        raise TaskhubError(f"{where}: no rows")
+    return where, rows, content, os.path.dirname(local[0]) if local else os.getcwd()
+
+
+def matching_files(value: str, key: str, root: str | None) -> list[str]:
+    """The files one ``data.<split>`` entry names, resolved by ``datasets`` (globs, ``hf://``)."""
+    from datasets.data_files import resolve_pattern
+
+    if "://" in value and not value.startswith("pkg://"):
+        if root is not None:
+            raise TaskhubError(f"{key}={value}: a remote path; with data.root only local files inside it are read")
+        refuse_remote(f"{key}={value}", local_hint=f"{key}=<the downloaded file>")
+        return [value]
+    path = resolve_path(value)
+    if not any(c in path for c in "*?["):
+        file_format(path)  # an unsupported extension first, even for a missing file
+        if not os.path.isfile(path):
+            raise TaskhubError(f"data file not found: {path}")
+        return [path]
+    try:
+        return sorted(resolve_pattern(path, base_path=os.getcwd()))
+    except FileNotFoundError:
+        raise TaskhubError(f"{key}={value}: no file matches the pattern") from None
+
+
+def file_format(path: str) -> str:
+    """The ``datasets`` builder of a data file, by its extension (after a compression suffix)."""
+    stem = path.lower()
+    for suffix in COMPRESSIONS:
+        stem = stem.removesuffix(suffix)
+    ext = os.path.splitext(stem)[1]
+    if ext not in FORMATS:
+        raise TaskhubError(
+            f"{path}: unsupported data format '{ext or path}' (use .jsonl, .json, .csv or .parquet, "
+            f"optionally compressed: {', '.join(COMPRESSIONS)})"
+        )
+    return FORMATS[ext]
+
+
+def load_folder(folder: str, key: str, modality: str, data: DataConfig, with_targets: bool):
+    """An imagefolder / audiofolder layout: one subfolder per label, or a metadata file."""
+    import datasets
+
+    kind = FOLDER_BUILDERS.get(modality)
+    if kind is None:
+        raise TaskhubError(
+            f"{key}={folder} is a folder: folders are read as imagefolder / audiofolder for image and audio tasks; "
+            "for a dataset repository set data.dataset=<folder>"
+        )
+    with reading_dataset(f"{key}={folder}"):
+        builder = datasets.load_dataset_builder(kind, data_dir=folder)
+        if kind == "audiofolder":
+            builder.BASE_FEATURE = audio_file_feature()
+        builder.download_and_prepare()
+        rows = builder.as_streaming_dataset("train") if data.streaming else builder.as_dataset("train")
+    names = column_names(rows)
+    if with_targets and "label" not in names and not any(os.path.exists(os.path.join(folder, m)) for m in METADATA_FILES):
+        raise TaskhubError(
+            f"{key}={folder}: no labels: put the files in one subfolder per label, or name them in a "
+            f"{' / '.join(METADATA_FILES)} with a label column"
+        )
+    return rows
+
+
+@functools.cache
+def audio_file_feature():
+    """``datasets.Audio`` kept as ``{bytes, path}``: datasets 5 encodes every audio value,
+    even a file path, with torchcodec, which taskhub does not use (soundfile reads the
+    files, :mod:`taskhub.audio`). A path or bytes needs no encoding."""
+    from dataclasses import dataclass as _dataclass
+
+    import datasets
+
+    @_dataclass
+    class AudioFile(datasets.Audio):
+        decode: bool = False
+
+        def encode_example(self, value):
+            if isinstance(value, str):
+                return {"bytes": None, "path": value}
+            return {"bytes": value.get("bytes"), "path": value.get("path")}
+
+    return AudioFile
+
+
+def refuse_remote(what: str, local_hint: str) -> None:
+    """A remote source while offline: one line saying so and how to use a local copy."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise TaskhubError(
+            f"{what}: not a local file or folder, and the run is offline (HF_HUB_OFFLINE=1); download it where "
+            f"there is a network (e.g. hf download <repo> --repo-type dataset --local-dir <folder>) and set {local_hint}"
+        )
+
+
+@contextmanager
+def reading_dataset(what: str):
+    """``datasets``' errors while resolving a dataset, config, split or folder, in one line
+    naming the key and value (an unknown config lists the available ones)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        with quiet_datasets_logger():
+            yield
+    except TaskhubError:
+        raise
+    except Exception as exc:
+        message = first_line(exc)
+        if "Config name is missing" in str(exc) or "BuilderConfig" in message:
+            available = str(exc).split("[", 1)[-1].split("]", 1)[0]
+            message = f"{'no such config' if 'not found' in message else 'the dataset has several configs'}: set data.config to one of {available}"
+        elif "corresponds to no data" in message:
+            message = "no image or audio files in it"
+        raise TaskhubError(f"{what}: {message}") from None
+
+
+def folder_key(folder: str) -> str:
+    """Names, sizes and modification times of every file under a folder."""
+    digest = hashlib.sha256()
+    for parent, dirs, files in sorted(os.walk(folder)):
+        dirs.sort()
+        for name in sorted(files):
+            stat = os.stat(os.path.join(parent, name))
+            digest.update(f"{os.path.relpath(os.path.join(parent, name), folder)}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
+
+
+# ------------------------------------------------------------------ features
+def readable(rows):
+    """Image and audio columns as ``{bytes, path}`` (never decoded by ``datasets``), and
+    ``ClassLabel`` columns (alone or in lists, e.g. NER tags) as their names."""
+    import datasets
+
+    features = rows.features
+    if not features:
+        return rows
+    for column, feature in features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            rows = rows.cast_column(column, datasets.Image(decode=False))
+        elif isinstance(feature, datasets.Audio) and feature.decode:
+            rows = rows.cast_column(column, datasets.Audio(decode=False))
+    names = {c: f for c, f in features.items() if isinstance(_label_feature(f), datasets.ClassLabel)}
+    if not names:
+        return rows
+    new_features = rows.features.copy()
+    for column, feature in names.items():
+        new_features[column] = datasets.List(datasets.Value("string")) if isinstance(feature, (list, datasets.List)) else datasets.Value("string")
+
+    def to_names(batch):
+        for column, feature in names.items():
+            label = _label_feature(feature)
+            name = lambda i: None if i is None or i < 0 else label.int2str(i)  # noqa: E731 - -1: no label
+            nested = isinstance(feature, (list, datasets.List))
+            batch[column] = [[name(i) for i in v] if nested and v is not None else name(v) for v in batch[column]]
+        return batch
+
+    return rows.map(to_names, batched=True, features=new_features, **_eager(rows))
+
+
+def _label_feature(feature):
+    import datasets
+
+    return feature.feature if isinstance(feature, datasets.List) else feature[0] if isinstance(feature, list) and feature else feature
+
+
+def written_view(raw):
+    """The rows as written into the predictions: an image or audio stored in the data
+    (``{bytes, path}``) by its path, never its bytes."""
+    import datasets
+
+    media = [c for c, f in (raw.features or {}).items() if isinstance(f, (datasets.Image, datasets.Audio))]
+    if not media:
+        return raw
+
+    def paths(batch):
+        return {**batch, **{c: [v.get("path") if isinstance(v, dict) else v for v in batch[c]] for c in media}}
+
+    return raw.map(paths, batched=True) if not hasattr(raw, "__len__") else raw.with_transform(paths)
+
+
+def _eager(rows) -> dict[str, Any]:
+    """``Dataset.map`` options for a map done once, in memory, now (a stream maps lazily)."""
+    return {"keep_in_memory": True, "load_from_cache_file": False} if hasattr(rows, "__len__") else {}
 
 
 @contextmanager
@@ -132,8 +406,6 @@ def check_utf8(path: str) -> None:
                 raise TaskhubError(
                     f"{path}, line {number}: not UTF-8 text (byte {line[exc.start]:#04x} at column {exc.start + 1}); save the file as UTF-8"
                 ) from None
-
-
 def first_bad_line(path: str) -> str | None:
     """Where a JSON Lines file goes wrong ("line N: ..."), for the error message; the
     reader's own message names neither line nor cause."""
@@ -168,8 +440,11 @@ def lone_surrogate(value) -> str | None:
     return next((found for item in items if (found := lone_surrogate(item))), None)
 
 
-def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], path: str, root: str | None = None) -> datasets.Dataset:
-    found = raw.column_names
+def canonical_view(raw, task: Task, columns: dict[str, str], path: str, root: str | None, folder: str):
+    """The rows with canonical column names and the file paths in :attr:`Task.path_columns`
+    resolved against ``folder`` and checked against ``root`` (now for a file, as the rows
+    are read for a stream)."""
+    found = column_names(raw)
     dataset = raw
     for canonical, actual in columns.items():
         if actual not in found:
@@ -183,11 +458,10 @@ def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], p
         dataset = dataset.remove_columns(shadowed)
     if renames:
         dataset = dataset.rename_columns(renames)
-    folder = os.path.dirname(os.path.abspath(resolve_path(path)))
     for column in task.path_columns:
-        if column in dataset.column_names:
+        if column in column_names(dataset):
             dataset = dataset.map(
-                lambda values, indices: {
+                lambda values, indices, column=column: {
                     column: [
                         _resolve_relative(value, folder, root, f"{path}, row {index + 1}, column '{column}'")
                         for value, index in zip(values, indices)
@@ -197,13 +471,18 @@ def canonical_view(raw: datasets.Dataset, task: Task, columns: dict[str, str], p
                 with_indices=True,
                 batched=True,
                 batch_size=4096,
-                keep_in_memory=True,
-                load_from_cache_file=False,
+                **_eager(dataset),
             )
     return dataset
 
 
 def _resolve_relative(value, folder: str, root: str | None, where: str):
+    """A path resolved against the data's folder and checked against ``data.root``; an
+    image or audio stored as ``{bytes, path}`` by its path only when it has no bytes."""
+    if isinstance(value, dict):
+        if value.get("bytes") is not None or not value.get("path"):
+            return value
+        return {**value, "path": _resolve_relative(value["path"], folder, root, where)}
     if not isinstance(value, str) or not value:
         return value
     if "://" in value:
@@ -216,3 +495,11 @@ def _resolve_relative(value, folder: str, root: str | None, where: str):
         if os.path.commonpath([real_root, os.path.realpath(resolved)]) != real_root:
             raise TaskhubError(f"{where}: path {value!r} is outside data.root ({real_root})")
     return resolved
+
+
+def rows_from(dataset, start: int):
+    """The rows from position ``start`` on (a resumed prediction): a slice of a dataset,
+    the rest of a stream."""
+    if not start:
+        return dataset
+    return dataset.select(range(start, len(dataset))) if hasattr(dataset, "__len__") else dataset.skip(start)

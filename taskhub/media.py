@@ -19,8 +19,8 @@ def library_message(exc: BaseException) -> str:
 
 
 def load_image(value: Any, index: int):
-    """A file path, encoded image bytes, PIL image or HxW(xC) array -> upright RGB PIL
-    image; RowError if unreadable.
+    """A file path, encoded image bytes, a ``{bytes, path}`` struct (the ``datasets`` Image
+    feature), PIL image or HxW(xC) array -> upright RGB PIL image; RowError if unreadable.
 
     Images are turned by their EXIF orientation, as ``transformers.image_utils.load_image``
     does: cameras store a portrait photo sideways and tag it (orientation 6), and the
@@ -29,6 +29,8 @@ def load_image(value: Any, index: int):
 
     if isinstance(value, Image.Image):
         return upright_rgb(value)
+    if isinstance(value, dict) and value.keys() <= {"bytes", "path"}:  # datasets' Image feature, undecoded
+        value = stored_file(value, index, "image")
     if isinstance(value, (str, os.PathLike, bytes, bytearray)):
         return decode_image(value, index)
     if hasattr(value, "__array__"):
@@ -37,6 +39,16 @@ def load_image(value: Any, index: int):
         image = Image.fromarray(np.asarray(value))
         return image if image.mode == "RGB" else image.convert("RGB")
     raise RowError(index, f"image must be a file path, image bytes, PIL image or array, got {type(value).__name__}")
+
+
+def stored_file(value: dict, index: int, what: str) -> str | bytes:
+    """A ``{bytes, path}`` struct (``datasets``' Image / Audio features, Parquet written by
+    ``datasets``) -> its bytes, or its file when it holds none."""
+    if value.get("bytes") is not None:
+        return value["bytes"]
+    if value.get("path"):
+        return value["path"]
+    raise RowError(index, f"missing {what}: the {{bytes, path}} value holds neither")
 
 
 def decode_image(value: str | os.PathLike | bytes | bytearray, index: int):

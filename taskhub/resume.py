@@ -1,8 +1,8 @@
 """The partial file of a prediction, and when it may be continued.
 
 Predict writes one line per input row to ``<run dir>/.predictions.partial.jsonl`` under
-a header that keys it by content: the input file's bytes (sha256: hashing costs far
-less than predicting the rows), a stamp of each file in the model folder, the path,
+a header that keys it by content: the input's bytes (sha256 of each file: hashing costs
+far less than predicting the rows; a dataset's id, revision, config and split), a stamp of each file in the model folder, the path,
 size and modification time of each media file the input names, and every option that
 changes outputs (task options, all ``model.*`` options but the path, e.g. ``model.dtype``
 and ``model.quantize``, ``data.columns``, ``data.limit``, ``seed``). Batching options and
@@ -59,8 +59,7 @@ def folder_stamp(folder: str | os.PathLike) -> str:
 
 def predict_key(task: Task, run: RunConfig, split) -> dict[str, Any]:
     """What a continued prediction must share with the run it continues (JSON-normalised)."""
-    from taskhub.modeling import model_source, resolve_path
-    from taskhub.sweeps import file_digest
+    from taskhub.modeling import model_source
 
     model = model_source(task).name_or_path
     if model is not None and os.path.isdir(model):
@@ -70,14 +69,14 @@ def predict_key(task: Task, run: RunConfig, split) -> dict[str, Any]:
     model_options = OmegaConf.to_container(OmegaConf.structured(run.model), enum_to_str=True)
     model_options.pop("name_or_path")
     key = {
-        "input": file_digest(resolve_path(split.path)),
+        "input": split.key,
         "model": model_key,
-        "media": _media_digest(task, split),
-        "rows": len(split.raw),
+        "media": None if split.streaming else _media_digest(task, split),
+        "rows": None if split.streaming else len(split.raw),
         "options": {
             "task": OmegaConf.to_container(OmegaConf.structured(run.task), enum_to_str=True),
             "model": model_options,
-            "data": {"columns": dict(run.data.columns), "limit": run.data.limit},
+            "data": {"columns": dict(run.data.columns), "limit": run.data.limit, "output": run.predict.output},
             "seed": run.seed,
         },
     }
@@ -92,6 +91,8 @@ def _media_digest(task: Task, split) -> str | None:
     digest = hashlib.sha256()
     for column in columns:
         for value in split.dataset[column]:
+            if isinstance(value, dict) and value.get("bytes") is None:  # a {bytes, path} struct naming a file
+                value = value.get("path")
             if isinstance(value, str) and os.path.isfile(value):
                 stat = os.stat(value)
                 digest.update(f"{value}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
@@ -131,7 +132,7 @@ class PartialWriter:
         return writing(self.path, then="the rows written so far are kept: free space, then re-run with predict.resume=true")
 
 
-def resumable_rows(partial: Path, key: dict[str, Any], total: int) -> int:
+def resumable_rows(partial: Path, key: dict[str, Any], total: int | None) -> int:
     """Rows the partial file of an interrupted run holds (0 if there is none, or it was
     killed before its header was whole); a torn last line is cut off. A partial file
     of another input, model or options is an error that says what changed."""
@@ -154,7 +155,7 @@ def resumable_rows(partial: Path, key: dict[str, Any], total: int) -> int:
             f"{partial}: cannot resume: it was written for another input, model or task options ({difference(header, key)}); "
             "set predict.resume=false to start over"
         )
-    if len(lines) - 1 > total:
+    if total is not None and len(lines) - 1 > total:
         raise TaskhubError(f"{partial}: cannot resume: it holds {len(lines) - 1} rows for {total} input rows; set predict.resume=false to start over")
     return len(lines) - 1
 

@@ -35,7 +35,7 @@ def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any],
     elif task.evaluate_by_prediction:  # references are never preprocessed there: check them first
         without_bad_rows(task, test, None)
     trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False, training=False), None, None)
-    log.info("evaluating %s on %d rows (%s)", task.name, len(test.dataset), test.path)
+    log.info("evaluating %s on %s rows (%s)", task.name, "streamed" if test.streaming else len(test.dataset), test.path)
     metrics = evaluate_split(task, trainer, test, run)
     outputs = {}
     if run.on_error.value == "skip":
@@ -74,11 +74,14 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
 def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chunk: int = 256):
     """``on_error=skip`` for evaluation: the split minus the rows whose inputs or targets
     do not preprocess; each of those is appended to ``errors`` (row, input, reason).
-    With ``errors=None`` the first bad row raises."""
+    With ``errors=None`` the first bad row raises. Reads the split a chunk at a time (a
+    stream too: its bad rows are then filtered out as it is read again)."""
     bad: list[int] = []
-    for start in range(0, len(split.dataset), chunk):
-        columns = split.dataset[start : start + chunk]
+    rows = 0
+    for columns, raw in zip(split.dataset.iter(batch_size=chunk), split.raw.iter(batch_size=chunk)):
+        start = rows
         live = list(range(len(next(iter(columns.values())))))
+        rows += len(live)
         while live:
             batch = {k: [values[i] for i in live] for k, values in columns.items()}
             try:
@@ -89,14 +92,18 @@ def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chu
                     raise
                 index = err.row_number - 1
                 bad.append(index)
-                errors.append({"row": err.row_number, "input": split.raw[index], "reason": err.reason})
+                errors.append({"row": err.row_number, "input": {k: v[index - start] for k, v in raw.items()}, "reason": err.reason})
                 live.remove(index - start)
     if not bad:
         return split
     errors.sort(key=lambda e: e["row"])
-    keep = sorted(set(range(len(split.dataset))) - set(bad))
-    if not keep:
+    if len(bad) == rows:
         raise TaskhubError(f"{split.path}: every row is bad (first: row {errors[0]['row']}: {errors[0]['reason']})")
+    if split.streaming:
+        dropped = set(bad)
+        keep = lambda _, index: index not in dropped  # noqa: E731
+        return dataclasses.replace(split, raw=split.raw.filter(keep, with_indices=True), dataset=split.dataset.filter(keep, with_indices=True))
+    keep = sorted(set(range(rows)) - set(bad))
     return dataclasses.replace(split, raw=split.raw.select(keep), dataset=split.dataset.select(keep))
 
 
@@ -107,7 +114,7 @@ def evaluation_key(cfg: DictConfig, task: Task, run: RunConfig) -> str | None:
     from taskhub.sweeps import job_key
 
     data_file = split_path(task, run.data, "test")
-    if data_file is None or not os.path.isfile(resolve_path(data_file)):
+    if not isinstance(data_file, str) or not os.path.isfile(resolve_path(data_file)):  # a glob, list or folder: no reuse
         return None
     settings = OmegaConf.to_container(cfg, resolve=True)
     for volatile in ("hydra", "results_cache", "fail_fast", "report"):

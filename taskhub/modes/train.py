@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskhub.config import RunConfig
-from taskhub.data import read_split
+from taskhub.data import iter_rows, read_split
 from taskhub.errors import BadRowError, RowError, TaskhubError
 from taskhub.manager import call_hook
 from taskhub.model_card import render_model_card
@@ -30,6 +30,8 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
     from transformers import set_seed
 
     set_seed(run.seed)
+    if run.data.streaming and run.train.max_steps is None:
+        raise TaskhubError("data.streaming=true: a stream has no length to count epochs in; set train.max_steps=<steps>")
     train = read_split(task, run.data, "train", with_targets=True)
     validation = read_split(task, run.data, "validation", with_targets=True, required=False)
     test = read_split(task, run.data, "test", with_targets=True, required=False)
@@ -39,7 +41,7 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
     if processor_from_data(task):
         task.processor = task.train_processor(train.dataset, model_source(task).processor)
     try:
-        init_kwargs = task.model_init_kwargs(train.dataset)
+        init_kwargs = task.model_init_kwargs(targets_in_memory(task, train) if train.streaming else train.dataset)
     except RowError as err:
         raise BadRowError(train.path, err.index + 1, err.message) from None
     task.model = load_model(task, **init_kwargs)
@@ -59,7 +61,8 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
             metrics.update({f"before_{k}": v for k, v in evaluate_split(task, trainer, split, run).items()})
     checkpoint = resume_checkpoint(run, args.output_dir)
     resumed_at = saved_step(checkpoint) if checkpoint else 0  # read now: rotation may remove it
-    log.info("training %s on %d rows (%s)%s", task.name, len(train_set), train.path, f", resuming from {checkpoint}" if checkpoint else "")
+    rows = "streamed" if train.streaming else len(train_set)
+    log.info("training %s on %s rows (%s)%s", task.name, rows, train.path, f", resuming from {checkpoint}" if checkpoint else "")
     trained = trainer.train(resume_from_checkpoint=checkpoint)
     metrics.update({f"train_{k.removeprefix('train_')}": v for k, v in trained.metrics.items()})
     if checkpoint:  # the Trainer's train_loss averages the resumed steps only
@@ -80,6 +83,14 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
     if run.train.save_strategy is None and "save_strategy" not in run.train.args:
         shutil.rmtree(args.output_dir, ignore_errors=True)  # only there for resuming
     return metrics, {"model": str(model_dir)}
+
+
+def targets_in_memory(task: Task, split):
+    """A stream's target columns read once into memory: what the model's config takes
+    from the training data (the label names) needs every row's, the inputs never."""
+    import datasets
+
+    return datasets.Dataset.from_list(list(iter_rows(split.dataset.select_columns(list(task.target_columns)))))
 
 
 def resume_checkpoint(run: RunConfig, checkpoints: str) -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskhub.config import RunConfig
+from taskhub.data import column_names
 from taskhub.engine.batching import model_inputs
 from taskhub.errors import TaskhubError
 from taskhub.text import reporting_cuts
@@ -49,17 +50,17 @@ def encode(task: Task, split) -> Any:
 def _encoding_key(task: Task, split) -> str | None:
     import hashlib
 
-    from taskhub.modeling import model_source, resolve_path
-    from taskhub.sweeps import file_digest, folder_digest
+    from taskhub.modeling import model_source
+    from taskhub.sweeps import folder_digest
 
     source = model_source(task)
-    if source.name_or_path is None or not os.path.isdir(source.name_or_path):
-        return None  # a processor trained in this run, or a hub id: nothing to key on
+    if source.name_or_path is None or not os.path.isdir(source.name_or_path) or split.streaming:
+        return None  # a processor trained in this run, a hub id, a stream (encoded as read): nothing to keep
     parts = [
         type(task).__qualname__,
         repr(task.config),
         split.name,
-        file_digest(resolve_path(split.path)),
+        split.key,
         str(len(split.dataset)),
         ",".join(split.dataset.column_names),
         folder_digest(source.name_or_path, exclude_suffixes=NOT_ENCODING_FILES),
@@ -76,6 +77,8 @@ def _encode(task: Task, split) -> Any:
         features = task.run_preprocess(batch, split.path, [i + 1 for i in indices], with_targets=True)
         return model_inputs(features)
 
+    if split.streaming:  # encoded lazily, as the Trainer reads it
+        return dataset.map(encode_batch, batched=True, with_indices=True, remove_columns=column_names(dataset))
     with reporting_cuts(task):  # one warning per split for texts cut to a limit
         return dataset.map(
             encode_batch,

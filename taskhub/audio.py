@@ -68,7 +68,7 @@ def load_audio(value: Any, index: int, sampling_rate: int):
     elif value is None:
         raise RowError(index, "missing audio")
     else:
-        raise RowError(index, f"audio must be a file path, {{bytes, path}}, an {{array, sampling_rate}} dict or an array, got {type(value).__name__}")
+        raise RowError(index, f"audio must be a file path, an {{array, sampling_rate}} dict or an array, got {type(value).__name__}")
     if array.size == 0:
         raise RowError(index, "the audio array has no samples")
     check_finite(array, index, audio_name(value) if isinstance(value, (str, os.PathLike, bytes, bytearray)) else "the audio array")

@@ -25,6 +25,7 @@ class Mode(str, Enum):
     predict = "predict"
     report = "report"  # print / re-render the results table of an existing sweep dir
     demo = "demo"  # serve a Gradio app over the model (taskhub[demo]); blocks until Ctrl-C
+    push = "push"  # upload a model folder to the Hugging Face Hub (push.repo_id)
 
 
 class Device(str, Enum):
@@ -173,6 +174,26 @@ class TaskConfig:
     name: str = option(MISSING, "The task (set with task=<name>)")
 
 
+#: Parameter-efficient fine-tuning methods (the ``peft`` library) model.peft.method takes.
+PEFT_METHODS = ("none", "lora", "ia3", "prefix")
+
+
+@dataclass
+class PeftConfig:
+    """Train an adapter instead of every weight: the task's head is trained fully, the
+    rest of the model stays frozen (see :mod:`taskhub.adapters`)."""
+
+    method: str = option("none", "Adapter to train: lora, ia3 or prefix (prefix tuning; models with past key values); none: full fine-tuning", choices=PEFT_METHODS)
+    r: int = option(8, "LoRA rank", ge=1)
+    alpha: float = option(16, "LoRA scaling (alpha / r multiplies the update)", gt=0)
+    dropout: float = option(0.05, "Dropout on the LoRA input", ge=0, le=1)
+    target_modules: Optional[list[str]] = option(
+        None, "Layer names (or name endings) that get adapters (null: peft's default for the architecture, else every Linear layer)"
+    )
+    num_virtual_tokens: int = option(20, "Prefix tuning: prefix length", ge=1)
+    merge: bool = option(False, "Save the weights with the adapter merged in (a plain model folder) instead of the adapter alone")
+
+
 @dataclass
 class ModelConfig:
     name_or_path: Optional[str] = option(
@@ -191,6 +212,10 @@ class ModelConfig:
         Precision.fp32, "Inference compute precision under autocast (predict, evaluate); compare labels before adopting"
     )
     quantize: Quantization = option(Quantization.none, "Dynamically quantize Linear layers for inference (CPU only)")
+    base: Optional[str] = option(
+        None, "For an adapter folder (adapter_config.json): the base model to load it onto (null: the one the adapter names)"
+    )
+    peft: PeftConfig = field(default_factory=PeftConfig)
 
 
 @dataclass
@@ -264,10 +289,18 @@ class TrainConfig:
     resume: Optional[str] = option(
         None, "Continue an interrupted training in the same run dir: auto (the newest checkpoint) or a checkpoint folder"
     )
+    # Any: a name or a list of them (OmegaConf has no unions); taskhub.tracking checks them.
+    report_to: Any = option(
+        "none", "Experiment trackers (tensorboard, mlflow, wandb, trackio, ... or a list): logs go to <run dir>/logs/ and are kept"
+    )
+    early_stopping_patience: Optional[int] = option(
+        None, "Stop after this many evaluations without improving the task's main validation metric; the best model is kept", ge=1
+    )
 
     def set_values(self) -> dict[str, Any]:
         """The TrainingArguments the user set explicitly (None fields left out)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("args", "resume", "group_by_length")}
+        own = ("args", "resume", "group_by_length", "report_to", "early_stopping_patience")  # taskhub's keys, mapped in modes/trainer.py
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in own}
         if self.group_by_length is not None:  # transformers 5 spells it as a sampling strategy
             values["train_sampling_strategy"] = "group_by_length" if self.group_by_length else "random"
         return {**{k: v for k, v in values.items() if v is not None}, **self.args}
@@ -300,6 +333,13 @@ class ReportConfig:
 
 
 @dataclass
+class PushConfig:
+    repo_id: Optional[str] = option(None, "mode=push: the Hub repository to upload model.name_or_path to (<org or user>/<name>)")
+    private: bool = option(True, "Create the repository as private (if it does not exist yet)")
+    commit_message: str = option("Upload model trained with taskhub", "The commit message of the upload")
+
+
+@dataclass
 class DemoConfig:
     host: str = option("127.0.0.1", "mode=demo: the address to serve on (127.0.0.1: this machine only; 0.0.0.0: every network)")
     port: Optional[int] = option(None, "The port (null: the first free one from 7860)", ge=1, le=65535)
@@ -312,7 +352,7 @@ class RunConfig:
     """The root config: one run of one task in one mode."""
 
     task: Any = MISSING
-    mode: Mode = option(Mode.train, "What to do: train, evaluate, predict, demo (serve an app) or report (a sweep's table)")
+    mode: Mode = option(Mode.train, "What to do: train, evaluate, predict, demo (serve an app), report (a sweep's table) or push (upload a model folder to the Hub)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -330,6 +370,10 @@ class RunConfig:
     )
     report: ReportConfig = field(default_factory=ReportConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+    progress: Optional[bool] = option(
+        None, "Progress bars (rows, rows/s, ETA) on stderr for predict, evaluation by prediction and sweeps (null: when stderr is a terminal)"
+    )
 
     def engine_options(self) -> dict[str, Any]:
         """The batching settings, as :meth:`taskhub.Task.predict_iter` takes them."""

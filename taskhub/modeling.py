@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+from taskhub import adapters
 from taskhub.errors import TaskhubError
 
 if TYPE_CHECKING:
@@ -225,6 +226,8 @@ def _load_model(task: Task, config_values: dict[str, Any]):
             raise TaskhubError(f"model.config: cannot build a '{model_type}' config: {exc}") from None
         return auto_cls.from_config(config), []
     name = source.name_or_path
+    if adapters.is_adapter(name):
+        return _load_adapter(task, name, auto_cls, overrides)
     with _loading("model", name):
         config = AutoConfig.from_pretrained(name, **_hub_kwargs(task), **overrides)
         if source.from_scratch:
@@ -235,6 +238,27 @@ def _load_model(task: Task, config_values: dict[str, Any]):
             name, config=config, ignore_mismatched_sizes=resized, output_loading_info=True, **_hub_kwargs(task), **weights_policy(task, name, auto_cls)
         )
         return model, list(info.get("missing_keys", ()))
+
+
+def _load_adapter(task: Task, folder: str, auto_cls, overrides: dict[str, Any]):
+    """A peft adapter folder on its base model (``model.base``, else the one the adapter
+    names): the task model's config comes from the folder, the head from the adapter, so a
+    weight counts as missing only when neither the base nor the adapter holds it."""
+    from transformers import AutoConfig
+
+    base = resolve_path(adapters.base_of(folder, task.model_config.base))
+    local = os.path.isabs(base) or base.startswith((".", "~")) or base.count("/") > 1
+    adapters.check_base(folder, base, os.path.isdir(os.path.expanduser(base)) or not local)
+    with _loading("model config", folder):
+        config = AutoConfig.from_pretrained(folder, **overrides)
+    with _loading("base model", base):
+        model, info = auto_cls.from_pretrained(
+            base, config=config, ignore_mismatched_sizes=True, output_loading_info=True, **_hub_kwargs(task), **weights_policy(task, base, auto_cls)
+        )
+    with _loading("adapter", folder):
+        model, supplied = adapters.attach(model, folder)
+    mismatched = [key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", ())]
+    return model, [key for key in [*info.get("missing_keys", ()), *mismatched] if key not in supplied]
 
 
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -281,6 +305,7 @@ def for_inference(model, model_config: ModelConfig):
 def check_head(task: Task, model) -> None:
     """Refuse to run a checkpoint trained with another task's head: transformers would
     quietly put a random head of the right kind on it and predict noise."""
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # an unmerged adapter (prefix tuning)
     trained_as = (getattr(model.config, "architectures", None) or [None])[0]
     loaded_as = type(model).__name__
     if trained_as and "For" in trained_as and "For" in loaded_as and trained_as != loaded_as:

@@ -96,10 +96,12 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
 
     from taskhub.modeling import resolve_device
 
+    from taskhub.tracking import trackers
+
     values = {
         # Evaluation saves nothing: no empty checkpoints/ folder in its run dir.
         "output_dir": str(run_dir / "checkpoints" if training else run_dir),
-        "report_to": "none",
+        "report_to": trackers(run.train.report_to) if training else "none",
         "seed": run.seed,
         "eval_strategy": "epoch" if has_validation else "no",
         # A checkpoint per epoch (the newest kept) for train.resume; removed after a
@@ -109,6 +111,7 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
         "logging_strategy": "epoch",
         "use_cpu": resolve_device(run.device.value) == "cpu",
         **task.training_defaults,
+        **(early_stopping_arguments(task) if training and run.train.early_stopping_patience else {}),
         **run.train.set_values(),
     }
     known = {f.name for f in fields(TrainingArguments)}
@@ -119,6 +122,19 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
         return TrainingArguments(**values)
     except (ValueError, TypeError) as exc:
         raise TaskhubError(f"invalid training arguments: {str(exc).strip().splitlines()[0]}") from None
+
+
+def best_model_metric(task: Task) -> str:
+    """What early stopping watches: the task's main metric, or the validation loss for a
+    task whose metric needs generated predictions (too slow to compute every epoch)."""
+    return "loss" if task.evaluate_by_prediction else task.main_metric
+
+
+def early_stopping_arguments(task: Task) -> dict[str, Any]:
+    from taskhub.tracking import greater_is_better
+
+    metric = best_model_metric(task)
+    return {"load_best_model_at_end": True, "metric_for_best_model": metric, "greater_is_better": greater_is_better(metric), "save_total_limit": 2}
 
 
 def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):

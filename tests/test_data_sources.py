@@ -281,3 +281,31 @@ def test_a_streamed_prediction_into_parquet_resumes_after_a_failure(text_model, 
     whole = taskhub.run(args, run_dir=tmp_path / "whole")
     assert resumed["metrics"]["predict_rows"] == 30
     pd.testing.assert_frame_equal(pd.read_parquet(resumed["outputs"]["predictions"]), pd.read_parquet(whole["outputs"]["predictions"]))
+
+
+def test_a_folder_with_a_metadata_file_names_its_files_and_labels(image_model, tmp_path):
+    images = sorted(DIGITS.glob("images/*.png"))[:3]
+    (tmp_path / "photos").mkdir()
+    for image in images:
+        shutil.copy(image, tmp_path / "photos")
+    write_jsonl(tmp_path / "photos" / "metadata.jsonl", [{"file_name": p.name, "label": str(i)} for i, p in enumerate(images)])
+    args = ["task=image_classification", f"model.name_or_path={image_model}"]
+    result = taskhub.run([*args, "mode=evaluate", f"data.test={tmp_path / 'photos'}"], run_dir=tmp_path / "eval")
+    assert 0 <= result["metrics"]["test_accuracy"] <= 1
+    predicted = predict([*args, f"data.predict={tmp_path / 'photos'}"], tmp_path / "p")
+    assert [(Path(p["image"]).name, p["input_label"]) for p in predicted] == [(p.name, str(i)) for i, p in enumerate(images)]
+    # a metadata file naming a file outside its folder: datasets refuses it, in one line
+    write_jsonl(tmp_path / "photos" / "metadata.jsonl", [{"file_name": "../../etc/hostname", "label": "0"}])
+    with pytest.raises(TaskhubError, match=rf"^data.predict={re.escape(str(tmp_path / 'photos'))}: Invalid metadata file_name '../../etc/hostname'"):
+        predict([*args, f"data.predict={tmp_path / 'photos'}"], tmp_path / "escape")
+
+
+def test_streamed_training_needs_max_steps_and_names_its_labels(text_model, tmp_path):
+    data = str(write_jsonl(tmp_path / "train.jsonl", rows("train", 16)))
+    args = [f"model.name_or_path={text_model}", f"data.train={data}", "data.streaming=true"]
+    with pytest.raises(TaskhubError, match=r"^data.streaming=true: a stream has no length to count epochs in; set train.max_steps=<steps>$"):
+        taskhub.run(args, run_dir=tmp_path / "no_steps")
+    result = taskhub.run([*args, "train.max_steps=2", "train.per_device_train_batch_size=4"], run_dir=tmp_path / "run")
+    config = json.loads(Path(result["outputs"]["model"], "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert json.loads(Path(result["outputs"]["model"], "training_args.json").read_text())["max_steps"] == 2

@@ -5,7 +5,8 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run.py --only 1,5 # some rows
 
 Rows: 1 text_classification (+ 1s speed modes), 2 ner, 3 qa, 4 image + audio
-classification (4a, 4c images; 4b, 4d audio), 5 start-up, 6 peak memory, 7 training. The first run builds
+classification (4a, 4c images; 4b, 4d audio), 5 start-up, 6 peak memory, 7 training, 8 two processes
+under torchrun vs one (predict and training). The first run builds
 the checkpoints it needs under benchmarks/.cache (a few minutes); later runs reuse them.
 """
 
@@ -28,15 +29,17 @@ ROWS = {
     "5": "start-up",
     "6": "peak memory",
     "7": "training",
+    "8": "2 processes (torchrun) vs 1",
 }
 ALIASES = {"text": "1", "speed": "1", "ner": "2", "qa": "3", "image": "4", "audio": "4", "media": "4",
-           "startup": "5", "help": "5", "memory": "6", "rss": "6", "training": "7", "train": "7"}
+           "startup": "5", "help": "5", "memory": "6", "rss": "6", "training": "7", "train": "7",
+           "torchrun": "8", "scale": "8"}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer inputs and rounds: a smoke check (a few minutes)")
-    parser.add_argument("--only", default="", help="comma-separated rows to run: 1-7 or text, ner, qa, image, startup, memory, training")
+    parser.add_argument("--only", default="", help="comma-separated rows to run: 1-8 or text, ner, qa, image, startup, memory, training, torchrun")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the CPU cores this process may use)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per competitor (default: 3; --quick: 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -77,6 +80,7 @@ def main(argv=None) -> int:
     import bench
     import rows_predict
     import rows_process
+    import rows_scale
 
     settings = bench.Settings(quick=args.quick, threads=threads, repeats=args.repeats or (1 if args.quick else 3), device=args.device)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -102,6 +106,7 @@ def main(argv=None) -> int:
         "5": rows_process.startup,
         "6": rows_process.memory,
         "7": rows_process.training,
+        "8": rows_scale.scale_out,
     }
 
     def log(line: str) -> None:

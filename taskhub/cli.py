@@ -6,11 +6,13 @@ composition only touch task classes and config dataclasses.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
 from importlib.resources import files
 
+from taskhub.engine.sharding import Relayed, distributed, is_main, on_main
 from taskhub.errors import TaskhubError
 
 #: TASKHUB_DEBUG=1: show tracebacks behind error messages.
@@ -26,6 +28,8 @@ def _task_function(cfg) -> None:
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
     quiet_libraries()
+    if not is_main():  # under torchrun: the main process says what the run does
+        logging.getLogger("taskhub").setLevel(logging.WARNING)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         try:
             execute(cfg, output_dir)
@@ -34,7 +38,7 @@ def _task_function(cfg) -> None:
         except TaskhubError as err:
             if DEBUG:
                 traceback.print_exc()
-            _fail(str(err))
+            _fail(err)
         except Exception as err:  # a bug or an environment problem: one line, the traceback on request
             if DEBUG:
                 raise
@@ -95,8 +99,11 @@ def _interrupted(cfg, run_dir: str, overrides) -> None:
     sys.exit(130)
 
 
-def _fail(message: str) -> None:
-    print(f"taskhub: error: {message}", file=sys.stderr)
+def _fail(error: str | TaskhubError) -> None:
+    """One line and exit 2; the main process's error relayed to the other ranks is printed
+    by the main one only."""
+    if not isinstance(error, Relayed):
+        print(f"taskhub: error: {error}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -219,7 +226,12 @@ def _claim_run_dir(argv: list[str]) -> list[str]:
         return argv
     from taskhub.rundir import claim_cli_run_dir
 
-    return claim_cli_run_dir(argv)
+    if not distributed():
+        return claim_cli_run_dir(argv)
+    # torchrun / accelerate: the main process resolves the dir once (each rank's ${now}
+    # could differ), locks and checks it; the others run there without writing .hydra/.
+    pinned = on_main(claim_cli_run_dir, argv)
+    return pinned if is_main() else [*pinned, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
 def main() -> None:
@@ -257,9 +269,11 @@ def _main() -> None:
         register_configs(registry)
         register_resolvers()
         sys.argv[1:] = _with_overrides(normalize_overrides(expand_overrides(sys.argv[1:]), registry), searchpath_overrides(searchpath))
+        if distributed() and any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
+            raise TaskhubError("sweeps (-m) do not run under torchrun / accelerate launch: launch one per job")
         sys.argv[1:] = _claim_run_dir(sys.argv[1:])
     except TaskhubError as err:
-        _fail(str(err))
+        _fail(err)
     config_dir = str(files("taskhub_conf"))
     hydra.main(config_path=config_dir, config_name="config", version_base="1.3")(_task_function)()
     failed = last_sweep["failed"]

@@ -285,6 +285,21 @@ class TrainConfig:
     fp16: Optional[bool] = option(None, "Mixed-precision training in float16 (GPU)")
     bf16: Optional[bool] = option(None, "Mixed-precision training in bfloat16")
     dataloader_num_workers: Optional[int] = option(None, "Worker processes loading training batches", ge=0)
+    # Many processes (torchrun / accelerate launch): see docs/scaling.md.
+    fsdp: Optional[str] = option(
+        None, "Fully sharded data parallel under torchrun, e.g. 'full_shard auto_wrap' (options of TrainingArguments.fsdp, space-separated)"
+    )
+    fsdp_config: Optional[str] = option(None, "FSDP settings: a JSON file (e.g. transformer_layer_cls_to_wrap, state_dict_type)")
+    deepspeed: Optional[str] = option(None, "A DeepSpeed config JSON file (needs the deepspeed package), under torchrun / accelerate launch")
+    ddp_backend: Optional[str] = option(
+        None, "The torch.distributed backend (default: nccl on GPUs, gloo on the CPU)", choices=("nccl", "gloo", "mpi", "xccl", "hccl", "cncl", "mccl")
+    )
+    ddp_find_unused_parameters: Optional[bool] = option(
+        None, "DDP looks for parameters without gradients every step (default: on unless gradient_checkpointing); off is faster when none are"
+    )
+    ddp_bucket_cap_mb: Optional[int] = option(None, "DDP gradient bucket size in MB (all-reduced together)", ge=1)
+    ddp_broadcast_buffers: Optional[bool] = option(None, "DDP copies the main process's buffers (e.g. batch-norm statistics) to the others every step")
+    ddp_timeout: Optional[int] = option(None, "Seconds a process waits for the others (collectives, the process group start) before failing", ge=1)
     args: dict[str, Any] = option(doc="Any other transformers.TrainingArguments field, e.g. train.args.max_grad_norm=0.5", factory=dict)
     resume: Optional[str] = option(
         None, "Continue an interrupted training in the same run dir: auto (the newest checkpoint) or a checkpoint folder"

@@ -99,6 +99,18 @@ def _media_digest(task: Task, split) -> str | None:
     return digest.hexdigest()
 
 
+def partial_path(run_dir: Path, rank: int, size: int) -> Path:
+    """The partial file of one process of a predict split across ``size`` (torchrun):
+    one per rank, the count in its name (a resume with another count starts over)."""
+    return run_dir / (PARTIAL if size == 1 else f".predictions.partial.{rank}-of-{size}.jsonl")
+
+
+def remove_partials(run_dir: Path) -> None:
+    """Every partial file of the run dir (one process's, or each rank's)."""
+    for path in run_dir.glob(".predictions.partial*.jsonl"):
+        path.unlink(missing_ok=True)
+
+
 def start_partial(partial: Path, key: dict[str, Any]) -> None:
     partial.write_text(json.dumps({"taskhub_partial": key}) + "\n")
 

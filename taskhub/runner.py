@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from taskhub.config import RunConfig, check_options
 from taskhub.dataroot import confined_to
+from taskhub.engine.sharding import broadcast, is_main, on_main
 from taskhub.errors import TaskhubError
 from taskhub.manager import call_hook, get_registry
 from taskhub.modes.evaluate import evaluate, evaluation_key, reusable_result
 from taskhub.modes.predict import predict
 from taskhub.modes.report import report
 from taskhub.modes.train import train
-from taskhub.resume import PARTIAL
-from taskhub.rundir import atomic_path, check_outputs, claim, writing
+from taskhub.resume import remove_partials
+from taskhub.rundir import acquire, atomic_path, check_outputs, claim, release as release_dir, writing
 
 if TYPE_CHECKING:
     from taskhub.task import Task
@@ -41,6 +44,9 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     """Run a composed config (as Hydra or :func:`taskhub.compose` builds it) in ``run_dir``.
 
     ``job`` (number, overrides) is recorded in ``metrics.json`` for sweep tables.
+    Under torchrun / accelerate every rank calls it with the same ``run_dir``; the main
+    process alone locks the dir and writes ``metrics.json`` and the report, and every
+    rank returns the main process's result.
     """
     run: RunConfig = OmegaConf.to_object(cfg)
     check_options(run)
@@ -63,13 +69,38 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     started = time.perf_counter()
     mode = run.mode.value
     try:
-        with claim(run_dir, mode), confined_to(run.data.root):
-            check_outputs(run_dir, mode)
+        with _owned(run_dir, mode), confined_to(run.data.root):
             key = evaluation_key(cfg, task, run) if mode == "evaluate" else None
-            reused = reusable_result(key, run_dir, run)
+            reused = on_main(reusable_result, key, run_dir, run)
             return _execute(task, cfg, run, run_dir, job, key, reused, started)
     finally:
         release(task)
+
+
+@contextmanager
+def _owned(run_dir: Path, mode: str) -> Iterator[None]:
+    """The run dir for the block: the main process locks it and checks its outputs for
+    every rank of the run (the others hold no lock), after checking that they all run
+    in the same dir (``${now}`` in hydra.run.dir is resolved by each rank)."""
+    main_dir = broadcast(str(run_dir))
+    if main_dir != str(run_dir):
+        raise TaskhubError(f"this process runs in {run_dir}, the main one in {main_dir}: set hydra.run.dir to a path without ${{now}}")
+    key = on_main(_lock, run_dir, mode)
+    try:
+        yield
+    finally:
+        if is_main():
+            release_dir(key)
+
+
+def _lock(run_dir: Path, mode: str) -> str:
+    key = acquire(run_dir, mode)
+    try:
+        check_outputs(run_dir, mode)
+    except BaseException:
+        release_dir(key)
+        raise
+    return key
 
 
 def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, started) -> dict[str, Any]:
@@ -78,7 +109,7 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
         metrics, outputs, status = reused["metrics"], {}, "cached"
         log.info("reusing the stored result of an identical evaluation (key %s)", key[:12])
     else:
-        metrics, outputs, status = *MODES[mode](task, run, run_dir), "ok"
+        metrics, outputs, status = *broadcast(MODES[mode](task, run, run_dir)), "ok"
     result = {
         **(job or {}),
         "task": task.name,
@@ -90,6 +121,8 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
         "run_dir": str(run_dir),
         "outputs": outputs,
     }
+    if not is_main():
+        return result
     if key is not None:
         result["key"] = key
         if status == "ok" and run.results_cache:
@@ -99,7 +132,7 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
     with writing(run_dir / "metrics.json"), atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     if mode == "predict":  # removed last: a kill before this point resumes to the same files
-        (run_dir / PARTIAL).unlink(missing_ok=True)
+        remove_partials(run_dir)
     outputs["metrics"] = str(run_dir / "metrics.json")
     _report(result)
     call_hook("taskhub_run_end", task=task, cfg=cfg, result=result)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split
+from taskhub.engine.sharding import broadcast, gather_rows, is_main, my_rows
 from taskhub.errors import BadRowError, TaskhubError
 from taskhub.manager import call_hook, get_plugin_manager
 from taskhub.modes.trainer import encode, make_trainer, training_arguments
@@ -40,7 +41,7 @@ def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any],
     outputs = {}
     if run.on_error.value == "skip":
         metrics["test_errors"] = len(errors)
-    if errors:
+    if errors and is_main():
         with atomic_path(run_dir / "errors.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in errors))
         outputs["errors"] = str(run_dir / "errors.jsonl")
@@ -49,26 +50,42 @@ def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any],
 
 
 def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]:
-    """Metrics of the current model on one split, prefixed with the split's name."""
+    """Metrics of the current model on one split, prefixed with the split's name.
+
+    Under torchrun every rank returns the same metrics, computed once over the whole
+    split: ``Trainer.evaluate`` gathers the ranks' batches itself; scores by prediction
+    and the ``taskhub_metrics`` hooks run on the main process over every rank's share."""
     prefix = split.name
+    hooked = bool(get_plugin_manager().hook.taskhub_metrics.get_hookimpls())
+    predictions = None
     if task.evaluate_by_prediction:
         started = time.perf_counter()
-        predictions = list(task.predict_iter(iter_rows(split.dataset), source=split.path, **run.engine_options()))
+        predictions = _predictions(task, split, run)
         elapsed = time.perf_counter() - started
-        scores = task.score_predictions(predictions, split.dataset)
-        metrics = {f"{prefix}_{k}": v for k, v in scores.items()}
-        metrics[f"{prefix}_runtime"] = elapsed
-        metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
+        metrics = {}
+        if predictions is not None:
+            metrics = {f"{prefix}_{k}": v for k, v in task.score_predictions(predictions, split.dataset).items()}
+            metrics[f"{prefix}_runtime"] = elapsed
+            metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
     else:
         metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
         metrics.pop("epoch", None)
-    metrics.update(task.derived_metrics(metrics, prefix))
-    if get_plugin_manager().hook.taskhub_metrics.get_hookimpls():
-        if not task.evaluate_by_prediction:
-            predictions = list(task.predict_iter(iter_rows(split.dataset), source=split.path, **run.engine_options()))
-        for extra in call_hook("taskhub_metrics", task=task, split=prefix, predictions=predictions, references=split.dataset):
-            metrics.update({f"{prefix}_{k}": v for k, v in extra.items()})
-    return metrics
+        if hooked:
+            predictions = _predictions(task, split, run)
+    if is_main():
+        metrics.update(task.derived_metrics(metrics, prefix))
+        if hooked:
+            for extra in call_hook("taskhub_metrics", task=task, split=prefix, predictions=predictions, references=split.dataset):
+                metrics.update({f"{prefix}_{k}": v for k, v in extra.items()})
+    return broadcast(metrics)
+
+
+def _predictions(task: Task, split, run: RunConfig) -> list | None:
+    """The split's predictions in row order, on the main process (None on the others):
+    each rank predicts its contiguous share of the rows."""
+    start, stop = my_rows(None if split.streaming else len(split.dataset))
+    mine = split.dataset if stop is None else split.dataset.select(range(start, stop))
+    return gather_rows(list(task.predict_iter(iter_rows(mine), source=split.path, first_row=start, **run.engine_options())))
 
 
 def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chunk: int = 256):

@@ -4,6 +4,7 @@ Lines, CSV or Parquet; your fields kept), resumable after a kill."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split, rows_from
+from taskhub.engine.sharding import gather, my_rows, world
 from taskhub.errors import RowFailure
 from taskhub.outputs import finish_predictions, output_path
-from taskhub.resume import PARTIAL, PartialWriter, predict_key, resumable_rows, start_partial
-from taskhub.rundir import writing
+from taskhub.resume import PARTIAL, PartialWriter, partial_path, predict_key, resumable_rows, start_partial
+from taskhub.rundir import atomic_path, writing
 
 if TYPE_CHECKING:
     from taskhub.task import Task
@@ -28,28 +30,42 @@ def predict(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], 
     an error), flushed every 64 rows; the final files are split from it and renamed
     into place at the end. ``predict.resume`` continues a killed run from that file,
     when its content key matches (:mod:`taskhub.resume`).
+
+    Under torchrun / accelerate each rank predicts a contiguous range of the rows into
+    a partial file of its own (resumable on its own); the main process joins them in
+    rank order and writes the outputs alone (the other ranks return nothing).
     """
     output = output_path(run.predict.output, run_dir)
     split = read_split(task, run.data, "predict", with_targets=False)
-    partial = run_dir / PARTIAL
+    here = world()
     total = None if split.streaming else len(split.raw)  # a stream's length is known at its end
+    start, stop = my_rows(total)
+    partial = partial_path(run_dir, here.rank, here.size)
     key = predict_key(task, run, split)
-    done = resumable_rows(partial, key, total) if run.predict.resume else 0
+    shard_key = {**key, "shard": [start, stop]} if here.size > 1 else key
+    mine = None if stop is None else stop - start
+    done = resumable_rows(partial, shard_key, mine) if run.predict.resume else 0
     if done:
-        log.info("resuming: %d of %s rows already predicted (%s)", done, total or "the", partial)
+        log.info("resuming: %d of %s rows already predicted (%s)", done, mine or "the", partial)
     else:
         with writing(partial):
-            start_partial(partial, key)
+            start_partial(partial, shard_key)
     started = time.perf_counter()
-    if total is None or done < total:  # all done: the kill came while the final files were written
-        _predict_rows(task, run, split, partial, done)
+    if mine is None or done < mine:  # all done: the kill came while the final files were written
+        _predict_rows(task, run, split, partial, start + done, stop, done)
+    done_by_rank = gather(done)  # every shard finished
     elapsed = time.perf_counter() - started
+    if done_by_rank is None:
+        return {}, {}
+    if here.size > 1:
+        partial = run_dir / PARTIAL
+        _join_shards(run_dir, here.size, key, partial)
     rows, errors = finish_predictions(partial, output, run_dir / "errors.jsonl", total)
     metrics = {
         "predict_rows": rows,
         "predict_errors": errors,
         "predict_runtime": elapsed,
-        "predict_rows_per_second": (rows + errors - done) / elapsed if elapsed else 0.0,
+        "predict_rows_per_second": (rows + errors - sum(done_by_rank)) / elapsed if elapsed else 0.0,
     }
     outputs = {"predictions": str(output)}
     if errors:
@@ -58,11 +74,12 @@ def predict(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], 
     return metrics, outputs
 
 
-def _predict_rows(task: Task, run: RunConfig, split, partial: Path, done: int) -> None:
-    """Append one line per input row from row ``done`` on. A run that fails before its
-    first row removes its partial file: a header alone is nothing to resume."""
-    options = {**run.engine_options(), "on_error": run.on_error.value, "first_row": done}
-    inputs, raw_rows = rows_from(split.dataset, done), rows_from(split.raw, done)
+def _predict_rows(task: Task, run: RunConfig, split, partial: Path, first: int, stop: int | None, done: int) -> None:
+    """Append one line per input row of ``[first, stop)`` (None: to the end) after the
+    ``done`` the partial file holds. A run that fails before its first row removes its
+    partial file: a header alone is nothing to resume."""
+    options = {**run.engine_options(), "on_error": run.on_error.value, "first_row": first}
+    inputs, raw_rows = _rows(split.dataset, first, stop), _rows(split.raw, first, stop)
     out = PartialWriter(partial)
     try:
         with out:
@@ -76,6 +93,23 @@ def _predict_rows(task: Task, run: RunConfig, split, partial: Path, done: int) -
         if done + out.rows == 0:
             partial.unlink(missing_ok=True)
         raise
+
+
+def _rows(dataset, first: int, stop: int | None):
+    """Rows ``[first, stop)`` of a dataset (``stop`` None: to its end, a stream's too)."""
+    return rows_from(dataset, first) if stop is None else dataset.select(range(first, stop))
+
+
+def _join_shards(run_dir: Path, size: int, key: dict[str, Any], partial: Path) -> None:
+    """The ranks' partial files, in rank order, as the one partial file a single process
+    would have written (same header): a kill from here on resumes like one."""
+    with writing(partial), atomic_path(partial) as tmp:
+        start_partial(tmp, key)
+        with open(tmp, "a", encoding="utf-8") as out:
+            for rank in range(size):
+                with open(partial_path(run_dir, rank, size), encoding="utf-8") as lines:
+                    next(lines)  # the shard's own header
+                    shutil.copyfileobj(lines, out)
 
 
 def merge_prediction(raw: Mapping[str, Any], prediction: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,14 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split
+from taskhub.engine.sharding import barrier, broadcast, distributed, is_main
 from taskhub.errors import BadRowError, RowError, TaskhubError
 from taskhub.manager import call_hook
 from taskhub.model_card import render_model_card
@@ -71,8 +74,10 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
     for split in held_out:
         metrics.update(evaluate_split(task, trainer, split, run))
     model_dir = run_dir / "model"
-    with writing(model_dir), atomic_path(model_dir) as tmp:
-        trainer.save_model(str(tmp))
+    with writing(model_dir), _saving(model_dir) as tmp:
+        trainer.save_model(str(tmp))  # on every rank: FSDP and DeepSpeed gather the weights in it
+        if not is_main():
+            return metrics, {"model": str(model_dir)}
         task.processor.save_pretrained(str(tmp))
         # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
         (tmp / "training_args.bin").unlink(missing_ok=True)
@@ -83,6 +88,25 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
     if run.train.save_strategy is None and "save_strategy" not in run.train.args:
         shutil.rmtree(args.output_dir, ignore_errors=True)  # only there for resuming
     return metrics, {"model": str(model_dir)}
+
+
+@contextmanager
+def _saving(final: Path) -> Iterator[Path]:
+    """:func:`~taskhub.rundir.atomic_path` across ranks: they all save into the main
+    process's temporary folder (a DeepSpeed checkpoint has a part from each), which the
+    main one renames into place once every rank is done."""
+    if not distributed():
+        with atomic_path(final) as tmp:
+            yield tmp
+        return
+    if not is_main():
+        yield broadcast(None)
+        barrier()
+        return
+    with atomic_path(final) as tmp:
+        broadcast(tmp)
+        yield tmp
+        barrier()
 
 
 def targets_in_memory(task: Task, split):

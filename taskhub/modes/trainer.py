@@ -110,6 +110,10 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
         "save_total_limit": 1,
         "logging_strategy": "epoch",
         "use_cpu": resolve_device(run.device.value) == "cpu",
+        # On: the Trainer scales each loss by the process count, and models that take
+        # **kwargs but average their own loss (BERT classifiers) then report, and step
+        # with, twice the loss on 2 processes (transformers 5.25).
+        "average_tokens_across_devices": False,
         **task.training_defaults,
         **(early_stopping_arguments(task) if training and run.train.early_stopping_patience else {}),
         **run.train.set_values(),

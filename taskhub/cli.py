@@ -23,6 +23,7 @@ def _task_function(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from taskhub.launchers import share_machine
     from taskhub.runner import execute, record_failure
 
     hydra_cfg = HydraConfig.get()
@@ -46,6 +47,7 @@ def _task_function(cfg) -> None:
             sys.exit(1)
         return
     job = {"job": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)}
+    share_machine(hydra_cfg)
     try:
         execute(cfg, output_dir, job=job)
     except KeyboardInterrupt:

@@ -321,6 +321,23 @@ class TrainConfig:
         return {**{k: v for k, v in values.items() if v is not None}, **self.args}
 
 
+class Backend(str, Enum):
+    local = "local"  # this process (the streaming engine)
+    ray = "ray"  # Ray Data actors (taskhub[ray])
+
+
+@dataclass
+class RayConfig:
+    """``predict.backend=ray``: where and how wide the Ray Data actor pool runs."""
+
+    address: Optional[str] = option(
+        None, "The Ray cluster to join: auto (the running one), ray://<host>:10001, or null to start a local Ray instance"
+    )
+    num_workers: int = option(2, "Actors in the pool; each loads the model once", ge=1)
+    num_gpus_per_worker: float = option(0, "GPUs each actor reserves (Ray sets its CUDA_VISIBLE_DEVICES)", ge=0)
+    batch_size: int = option(256, "Rows Ray hands an actor at a time (the model still batches by batch_size and predict.max_tokens)", ge=1)
+
+
 @dataclass
 class PredictConfig:
     sort_by_length: bool = option(
@@ -338,6 +355,9 @@ class PredictConfig:
         "The predictions file; its extension picks the format: .jsonl, .csv (lists and objects as JSON text) or .parquet. "
         "A relative path is inside the run dir",
     )
+    backend: Backend = option(Backend.local, "Where prediction runs: local (this process) or ray (Ray Data actors, pip install 'taskhub[ray]')")
+    ray: RayConfig = field(default_factory=RayConfig)
+
 
 
 @dataclass

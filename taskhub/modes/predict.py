@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split, rows_from
 from taskhub.engine.sharding import gather, my_rows, world
-from taskhub.errors import RowFailure
+from taskhub.errors import RowFailure, TaskhubError
 from taskhub.outputs import finish_predictions, output_path
 from taskhub.resume import PARTIAL, PartialWriter, partial_path, predict_key, resumable_rows, start_partial
 from taskhub.rundir import atomic_path, writing
@@ -78,13 +78,10 @@ def _predict_rows(task: Task, run: RunConfig, split, partial: Path, first: int, 
     """Append one line per input row of ``[first, stop)`` (None: to the end) after the
     ``done`` the partial file holds. A run that fails before its first row removes its
     partial file: a header alone is nothing to resume."""
-    options = {**run.engine_options(), "on_error": run.on_error.value, "first_row": first}
-    inputs, raw_rows = _rows(split.dataset, first, stop), _rows(split.raw, first, stop)
     out = PartialWriter(partial)
     try:
         with out:
-            predictions = task.predict_iter(iter_rows(inputs), source=split.path, **options)
-            for raw, prediction in zip(iter_rows(raw_rows), predictions, strict=True):
+            for raw, prediction in _results(task, run, split, first, stop):
                 if isinstance(prediction, RowFailure):
                     out.write({"error": {"row": prediction.row + 1, "input": raw, "reason": prediction.reason}})
                 else:
@@ -93,6 +90,20 @@ def _predict_rows(task: Task, run: RunConfig, split, partial: Path, first: int, 
         if done + out.rows == 0:
             partial.unlink(missing_ok=True)
         raise
+
+
+def _results(task: Task, run: RunConfig, split, first: int, stop: int | None):
+    """``(input row, prediction or RowFailure)`` for rows ``[first, stop)``, in input order,
+    from the backend ``predict.backend`` names."""
+    if run.predict.backend.value == "ray":
+        if world().size > 1:
+            raise TaskhubError("predict.backend=ray spreads the rows over Ray actors itself: run it as one process, not under torchrun")
+        from taskhub.engine.ray_backend import predict_rows
+
+        return predict_rows(task, run, split, first)
+    options = {**run.engine_options(), "on_error": run.on_error.value, "first_row": first}
+    inputs, raw_rows = _rows(split.dataset, first, stop), _rows(split.raw, first, stop)
+    return zip(iter_rows(raw_rows), task.predict_iter(iter_rows(inputs), source=split.path, **options), strict=True)
 
 
 def _rows(dataset, first: int, stop: int | None):

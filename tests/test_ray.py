@@ -1,0 +1,114 @@
+"""predict.backend=ray: a real local Ray instance (one per module), the same files as backend=local."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import read_jsonl
+
+import taskhub
+from taskhub.errors import TaskhubError
+from taskhub.testing import save_task_model, save_tiny_text_model, write_jsonl
+
+pytestmark = pytest.mark.slow
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> str:
+    base, path = tmp_path_factory.mktemp("base"), tmp_path_factory.mktemp("classifier")
+    save_tiny_text_model(base)
+    save_task_model("text_classification", base, path, num_labels=2, id2label={0: "food", 1: "not_food"}, label2id={"food": 0, "not_food": 1})
+    return str(path)
+
+
+def rows(n: int = 100, bad: dict[int, dict] | None = None) -> list[dict]:
+    """Texts of mixed lengths (so length-sorted batches differ from input order) and an
+    input field a prediction would overwrite (``label``)."""
+    made = [{"id": i, "text": " ".join(["soup"] * (1 + i * 7 % 23)) + f" {i}", "label": "x"} for i in range(n)]
+    for i, row in (bad or {}).items():
+        made[i] = row
+    return made
+
+
+def predict(classifier, data, run_dir, *overrides):
+    args = ["task=text_classification", "mode=predict", f"model.name_or_path={classifier}", f"data.predict={data}", "batch_size=8"]
+    return taskhub.run([*args, *overrides], run_dir=run_dir)
+
+
+RAY = ["predict.backend=ray", "predict.ray.num_workers=2", "predict.ray.batch_size=16"]
+
+
+def test_ray_predictions_equal_local_ones(classifier, tmp_path):
+    data = write_jsonl(tmp_path / "in.jsonl", rows())
+    local = predict(classifier, data, tmp_path / "local")
+    on_ray = predict(classifier, data, tmp_path / "ray", *RAY)
+    expected, got = read_jsonl(local["outputs"]["predictions"]), read_jsonl(on_ray["outputs"]["predictions"])
+    assert [r["id"] for r in got] == list(range(100))
+    assert [(r["label"], r["input_label"], r["text"]) for r in got] == [(r["label"], r["input_label"], r["text"]) for r in expected]
+    for mine, theirs in zip(got, expected):
+        assert set(mine) == set(theirs) and mine["score"] == pytest.approx(theirs["score"], abs=1e-5)
+    assert on_ray["metrics"]["predict_rows"] == 100 and on_ray["metrics"]["predict_errors"] == 0
+
+
+def test_ray_skips_and_raises_on_bad_rows_as_local_does(classifier, tmp_path):
+    data = write_jsonl(tmp_path / "in.jsonl", rows(bad={3: {"id": 3, "text": "   ", "label": "x"}, 40: {"id": 40, "label": "x"}}))
+    local = predict(classifier, data, tmp_path / "local", "on_error=skip")
+    on_ray = predict(classifier, data, tmp_path / "ray", "on_error=skip", *RAY)
+    assert [r["id"] for r in read_jsonl(on_ray["outputs"]["predictions"])] == [i for i in range(100) if i not in (3, 40)]
+    assert [(r["id"], r["label"]) for r in read_jsonl(on_ray["outputs"]["predictions"])] == [
+        (r["id"], r["label"]) for r in read_jsonl(local["outputs"]["predictions"])
+    ]
+    errors = read_jsonl(on_ray["outputs"]["errors"])
+    assert errors == read_jsonl(local["outputs"]["errors"])
+    assert [e["row"] for e in errors] == [4, 41]
+    with pytest.raises(TaskhubError, match=rf"^{data}, row 4: empty 'text'$"):
+        predict(classifier, data, tmp_path / "raise", *RAY)
+
+
+def test_ray_writes_the_format_predict_output_names(classifier, tmp_path):
+    import pandas as pd
+
+    data = write_jsonl(tmp_path / "in.jsonl", rows(30))
+    local = predict(classifier, data, tmp_path / "local", "predict.output=out.parquet")
+    on_ray = predict(classifier, data, tmp_path / "ray", "predict.output=out.parquet", *RAY)
+    expected, got = pd.read_parquet(local["outputs"]["predictions"]), pd.read_parquet(on_ray["outputs"]["predictions"])
+    assert list(got.columns) == list(expected.columns) and list(got["id"]) == list(range(30))
+    assert list(got["label"]) == list(expected["label"])
+
+
+def test_ray_refuses_a_dataset_repository(classifier, tmp_path):
+    """Ray Data reads files; a dataset repository (data.dataset) stays with backend=local."""
+    (tmp_path / "repo").mkdir()
+    write_jsonl(tmp_path / "repo" / "test.jsonl", rows(4))
+    args = ["task=text_classification", "mode=predict", f"model.name_or_path={classifier}", f"data.dataset={tmp_path / 'repo'}", *RAY]
+    with pytest.raises(TaskhubError, match=r"^predict.backend=ray reads .jsonl, .json, .csv, .parquet files named in data.predict"):
+        taskhub.run(args, run_dir=tmp_path / "run")
+
+
+def test_ray_starts_at_a_resumed_row(classifier, tmp_path):
+    """A resumed run asks for the rows from its partial file's end on: the same rows,
+    numbered in the whole input."""
+    from omegaconf import OmegaConf
+
+    from taskhub.data import read_split
+    from taskhub.engine.ray_backend import predict_rows
+    from taskhub.manager import get_registry
+
+    data = write_jsonl(tmp_path / "in.jsonl", rows(30, bad={20: {"id": 20, "text": "", "label": "x"}}))
+    local = predict(classifier, data, tmp_path / "local", "on_error=skip")
+    cfg = taskhub.compose(["task=text_classification", "mode=predict", f"model.name_or_path={classifier}", f"data.predict={data}", "on_error=skip", *RAY])
+    run = OmegaConf.to_object(cfg)
+    task = get_registry().get("text_classification").task_cls(run.task, run.model, device="cpu")
+    got = list(predict_rows(task, run, read_split(task, run.data, "predict", with_targets=False), 12))
+    assert [raw["id"] for raw, _ in got] == list(range(12, 30))
+    assert [p["label"] for _, p in got if isinstance(p, dict)] == [r["label"] for r in read_jsonl(local["outputs"]["predictions"])[12:]]
+    assert [(f.row, f.reason) for _, f in got if not isinstance(f, dict)] == [(20, "empty 'text'")]

@@ -118,6 +118,10 @@ class Asr(AudioTask, GenerationTask):
             self._encoder_decoder = bool(config.is_encoder_decoder)
         return self._encoder_decoder
 
+    @classmethod
+    def auto_models(cls) -> tuple[str, ...]:
+        return ("AutoModelForCTC", "AutoModelForSpeechSeq2Seq")
+
     @property
     def auto_model(self) -> str:  # type: ignore[override]
         """AutoModelForSpeechSeq2Seq for encoder-decoder checkpoints (Whisper), else AutoModelForCTC."""
@@ -307,7 +311,9 @@ class Asr(AudioTask, GenerationTask):
         return [{"text": self.tokenizer.decode(torch.cat(parts).tolist())} for parts in rows]
 
     # --------------------------------------------------------------- metrics
-    def score_predictions(self, predictions, references) -> dict[str, float]:
+    def score_examples(self, predictions, references) -> list[dict[str, Any]]:
+        """Per recording: WER and CER (jiwer), with the error and reference counts whose
+        sums give the corpus WER / CER jiwer reports for the whole split."""
         import jiwer
 
         targets = list(references["text"])
@@ -316,9 +322,22 @@ class Asr(AudioTask, GenerationTask):
                 raise TaskhubError(f"{self._source}, row {i + 1}: missing 'text' to score the transcript against")
         if not any(t.strip() for t in targets):
             raise TaskhubError(f"{self._source}: every reference transcript is empty: WER and CER are undefined")
+        examples = []
         # With generate.num_return_sequences > 1, the first (best) transcript is scored.
-        hypotheses = [t[0] if isinstance(t, list) else t for t in (p["text"] for p in predictions)]
-        return {"wer": jiwer.wer(targets, hypotheses), "cer": jiwer.cer(targets, hypotheses)}
+        for target, text in zip(targets, (p["text"] for p in predictions)):
+            hypothesis = text[0] if isinstance(text, list) else text
+            stats = {}
+            for unit, measure in (("word", jiwer.process_words), ("char", jiwer.process_characters)):
+                counts = measure(target, hypothesis)
+                stats[f"{unit}_errors"] = counts.substitutions + counts.deletions + counts.insertions
+                stats[f"{unit}s"] = counts.hits + counts.substitutions + counts.deletions
+            scores = {name: stats[f"{unit}_errors"] / max(stats[f"{unit}s"], 1) for name, unit in (("wer", "word"), ("cer", "char"))}
+            examples.append({"scores": scores, "stats": stats})
+        return examples
+
+    def aggregate_examples(self, columns) -> dict[str, float]:
+        """Corpus WER / CER: all errors over all reference words / characters."""
+        return {name: float(columns[f"{unit}_errors"].sum() / columns[f"{unit}s"].sum()) for name, unit in (("wer", "word"), ("cer", "char"))}
 
 
 @hookimpl

@@ -337,6 +337,10 @@ class NamedEntityRecognition(Task):
     def compute_metrics(self, eval_pred) -> dict[str, float]:
         """seqeval on the labelled pieces (each word's first piece, or every piece with
         ``label_all_tokens``): entity precision / recall / F1, token accuracy, F1 per type."""
+        return seqeval_metrics(*self._tag_rows(eval_pred))
+
+    def _tag_rows(self, eval_pred) -> tuple[list[list[str]], list[list[str]]]:
+        """Gold and predicted tags of each row's labelled pieces, from the Trainer's logits."""
         import numpy as np
 
         logits, label_ids = eval_pred.predictions, eval_pred.label_ids
@@ -348,7 +352,34 @@ class NamedEntityRecognition(Task):
             keep = label_row != IGNORE_INDEX
             y_true.append([id2label[int(x)] for x in label_row[keep]])
             y_pred.append([id2label[int(x)] for x in pred_row[keep]])
-        return seqeval_metrics(y_true, y_pred)
+        return y_true, y_pred
+
+    def score_examples(self, predictions, references=None) -> list[dict[str, Any]]:
+        """Per sentence, from the same tags :meth:`compute_metrics` scores: entity F1, and
+        the counts whose sums give seqeval's corpus precision / recall / F1 and accuracy."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        examples = []
+        for true, pred in zip(*self._tag_rows(predictions)):
+            gold, found = set(get_entities(true)), set(get_entities(pred))
+            correct = len(gold & found)
+            f1 = 2 * correct / (len(gold) + len(found)) if gold or found else 1.0
+            stats = {
+                "correct": correct, "predicted": len(found), "gold": len(gold),
+                "tokens_correct": sum(t == p for t, p in zip(true, pred)), "tokens": len(true),
+            }  # fmt: skip
+            examples.append({"prediction": pred, "reference": true, "scores": {"f1": f1}, "stats": stats})
+        return examples
+
+    def aggregate_examples(self, columns) -> dict[str, float]:
+        """seqeval's micro precision / recall / F1 and token accuracy, by its formulas, from
+        summed counts."""
+        correct, predicted, gold = (float(columns[k].sum()) for k in ("correct", "predicted", "gold"))
+        precision = correct / predicted if predicted else 0.0
+        recall = correct / gold if gold else 0.0
+        f1 = 2.0 * precision * recall / (precision + recall) if precision + recall else 0.0
+        tokens = float(columns["tokens"].sum())
+        return {"precision": precision, "recall": recall, "f1": f1, "accuracy": float(columns["tokens_correct"].sum()) / tokens if tokens else 0.0}
 
     # ---------------------------------------------------------- prediction
     def postprocess(self, outputs, batch: dict[str, list], features: dict[str, list]) -> list[dict[str, Any]]:

@@ -162,23 +162,33 @@ class QuestionAnswering(Task):
         return begin, finish
 
     # --------------------------------------------------------------- metrics
-    def score_predictions(self, predictions, references):
-        """SQuAD exact match and F1 (official normalisation), as fractions; with
-        unanswerable questions also HasAns_* / NoAns_* splits, as the v2 script reports."""
-        exact, f1, has_answer = [], [], []
+    def score_examples(self, predictions, references):
+        """Per question: SQuAD exact match and F1 against the best-matching gold answer
+        (official normalisation); an unanswerable one is right when the answer is empty."""
+        examples = []
         for prediction, answers in zip(predictions, references["answers"]):
             gold = [t for t in (answers or {}).get("text", []) if normalize_answer(t)] or [""]
             predicted = prediction["answer"][0] if isinstance(prediction["answer"], list) else prediction["answer"]
-            exact.append(max(float(normalize_answer(predicted) == normalize_answer(g)) for g in gold))
-            f1.append(max(token_f1(predicted, g) for g in gold))
-            has_answer.append(gold != [""])
-        metrics = {"exact_match": _mean(exact), "f1": _mean(f1)}
-        if not all(has_answer):
-            for name, keep in (("HasAns", True), ("NoAns", False)):
-                chosen = [i for i, h in enumerate(has_answer) if h == keep]
-                metrics[f"{name}_exact_match"] = _mean([exact[i] for i in chosen])
-                metrics[f"{name}_f1"] = _mean([f1[i] for i in chosen])
-                metrics[f"{name}_total"] = float(len(chosen))
+            scores = {
+                "exact_match": max(float(normalize_answer(predicted) == normalize_answer(g)) for g in gold),
+                "f1": max(token_f1(predicted, g) for g in gold),
+            }
+            examples.append({"scores": scores, "stats": {"has_answer": float(gold != [""])}})
+        return examples
+
+    def aggregate_examples(self, columns):
+        """SQuAD exact match and F1 (means, as fractions); with unanswerable questions also
+        HasAns_* / NoAns_* splits, as the v2 script reports."""
+        import numpy as np
+
+        metrics = {name: float(columns[name].mean()) if len(columns[name]) else 0.0 for name in ("exact_match", "f1")}
+        has_answer = columns["has_answer"] == 1
+        if not has_answer.all():
+            for name, keep in (("HasAns", has_answer), ("NoAns", ~has_answer)):
+                for metric in ("exact_match", "f1"):
+                    chosen = columns[metric][keep]
+                    metrics[f"{name}_{metric}"] = float(chosen.mean()) if len(chosen) else 0.0
+                metrics[f"{name}_total"] = float(np.count_nonzero(keep))
         return metrics
 
 
@@ -236,10 +246,6 @@ def token_f1(prediction: str, truth: str) -> float:
         return 0.0
     precision, recall = common / len(predicted), common / len(gold)
     return 2 * precision * recall / (precision + recall)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 @hookimpl

@@ -93,12 +93,34 @@ class Translation(Seq2SeqTask):
             defaults["forced_bos_token_id"] = self._language_id(self.config.target_lang)
         return defaults
 
-    def text_metrics(self, predictions, references):
-        import sacrebleu
+    def text_scores(self, predictions, references):
+        """Sentence BLEU and chrF of each translation, with the n-gram counts whose sums
+        give sacreBLEU's corpus scores."""
+        from sacrebleu.metrics import BLEU, CHRF
+
+        sentence_bleu = BLEU(effective_order=True)
+        bleu_stats = BLEU()._extract_corpus_statistics(predictions, [references])
+        chrf_stats = CHRF()._extract_corpus_statistics(predictions, [references])
+        return [
+            {
+                "scores": {"bleu": sentence_bleu.sentence_score(p, [r]).score, "chrf": CHRF().sentence_score(p, [r]).score},
+                "stats": {"bleu_counts": b, "chrf_counts": c},
+            }
+            for p, r, b, c in zip(predictions, references, bleu_stats, chrf_stats)
+        ]
+
+    def aggregate_examples(self, columns):
+        """Corpus BLEU and chrF (sacreBLEU, 0-100) from summed counts, as ``corpus_score``
+        computes them; mean generated length."""
+        from sacrebleu.metrics import BLEU, CHRF
+
+        def summed(name):
+            return [[int(v) for v in columns[name].sum(axis=0)]]
 
         return {
-            "bleu": sacrebleu.corpus_bleu(predictions, [references]).score,
-            "chrf": sacrebleu.corpus_chrf(predictions, [references]).score,
+            "bleu": BLEU()._aggregate_and_compute(summed("bleu_counts")).score,
+            "chrf": CHRF()._aggregate_and_compute(summed("chrf_counts")).score,
+            "gen_len": float(columns["gen_len"].mean()),
         }
 
 

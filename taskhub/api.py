@@ -25,14 +25,16 @@ def compose(overrides: Sequence[str] = (), **options: Any):
     from taskhub.config import check_options, normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
     from taskhub.manager import get_registry
 
+    from taskhub.config import AUTO_TASK
+    from taskhub.provenance import with_auto_task
     from taskhub.sweeps import expand_overrides, register_resolvers
 
     registry = get_registry()
     searchpath = plugin_searchpath()
-    overrides = expand_overrides([*overrides, *keyword_overrides(options)])
+    overrides = with_auto_task(expand_overrides([*overrides, *keyword_overrides(options)]))
     for override in overrides:
         key, _, value = override.partition("=")
-        if key.lstrip("+~") == "task" and value not in registry and value not in task_presets(searchpath):
+        if key.lstrip("+~") == "task" and value not in registry and value not in task_presets(searchpath) and value != AUTO_TASK:
             raise TaskhubError(registry.unknown_task_message(value))
     register_configs(registry)
     register_resolvers()

@@ -1,12 +1,15 @@
 """Hydra callbacks: the results table of a sweep (``taskhub -m ...``).
 
 The table is rewritten as each job ends (so a crash mid-sweep still leaves the
-finished jobs' rows) and once more when the multirun ends.
+finished jobs' rows) and once more, with its plots, when the multirun ends. A multirun
+marks its sweep dir as it starts and each job's result as it ends, so a sweep re-run
+into the same dir with fewer jobs shows only its own rows.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -20,6 +23,15 @@ class ResultsTable(Callback):
 
     def __init__(self, sort_by: str | None = None) -> None:
         self.sort_by = sort_by
+        self.job_started: float | None = None
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from taskhub.sweeps import start_sweep
+
+        start_sweep(config.hydra.sweep.dir)
+
+    def on_job_start(self, config, **kwargs: Any) -> None:
+        self.job_started = time.perf_counter()  # a failed job's wall time (its record has none)
 
     def on_job_end(self, config, job_return, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -27,12 +39,15 @@ class ResultsTable(Callback):
 
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            from taskhub.sweeps import write_table
+            from taskhub.sweeps import stamp_job, write_table
 
-            write_table(hydra_cfg.sweep.dir, self.sort_by)
+            elapsed = time.perf_counter() - self.job_started if self.job_started is not None else None
+            stamp_job(hydra_cfg.runtime.output_dir, hydra_cfg.sweep.dir, elapsed)
+            write_table(hydra_cfg.sweep.dir, self.sort_by, plots=False)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
-        from taskhub.sweeps import render_markdown, write_table
+        from taskhub.leaderboard import render_leaderboard
+        from taskhub.sweeps import write_table
 
         sweep_dir = config.hydra.sweep.dir
         rows = write_table(sweep_dir, self.sort_by)
@@ -40,4 +55,4 @@ class ResultsTable(Callback):
         last_sweep["failed"] = sum(row["status"] == "failed" for row in rows)
         if rows:
             print(f"\nResults of {len(rows)} job(s) in {sweep_dir}/results.{{csv,md,json}}:\n", flush=True)
-            print(render_markdown(rows), flush=True, file=sys.stdout)
+            print(render_leaderboard(rows), flush=True, file=sys.stdout)

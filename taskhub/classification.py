@@ -140,6 +140,33 @@ class ClassificationTask(Task):
         }
 
 
+    def score_examples(self, predictions, references=None) -> list[dict[str, Any]]:
+        """Per row from the Trainer's logits: ``accuracy`` (multi-label: ``subset_accuracy``),
+        1 when the prediction is right; their mean is the reported metric."""
+        import numpy as np
+
+        logits, labels = predictions.predictions, predictions.label_ids
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        id2label = self.model.config.id2label
+        if self.multi_label:
+            predicted = 1 / (1 + np.exp(-logits)) >= self.config.threshold
+            names = lambda row: [id2label[int(i)] for i in np.flatnonzero(row)]  # noqa: E731
+            return [
+                {"prediction": names(p), "reference": names(t), "scores": {"subset_accuracy": float((p == t).all())}}
+                for p, t in zip(predicted, labels >= 0.5)
+            ]
+        predicted = logits.argmax(axis=-1)
+        return [
+            {"prediction": id2label[int(p)], "reference": id2label[int(t)], "scores": {"accuracy": float(p == t)}}
+            for p, t in zip(predicted, labels)
+        ]
+
+    def metric_inputs(self, samples: list[dict[str, Any]]) -> tuple[list, list]:
+        """Label ids, as the `evaluate` library's classification metrics take them."""
+        label2id = self.label2id
+        return [label2id[s["prediction"]] for s in samples], [label2id[s["reference"]] for s in samples]
+
+
 def _multi_label_data(values: list) -> bool:
     """Whether labels are label sets. A list among single labels is a mistake in the data
     more often than a one-row multi-label set: it is refused, naming the row (set

@@ -111,11 +111,13 @@ def _fail(error: str | TaskhubError) -> None:
 
 def _check_task_names(argv: list[str], registry, presets: set[str]) -> None:
     """Unknown task names get one line listing the known ones (before Hydra's longer message)."""
+    from taskhub.config import AUTO_TASK
+
     for arg in argv:
         key, _, value = arg.partition("=")
         if key.lstrip("+~") == "task" and value:
             for name in value.split(","):
-                if name not in registry and name not in presets:
+                if name not in registry and name not in presets and name != AUTO_TASK:
                     _fail(registry.unknown_task_message(name))
 
 
@@ -263,6 +265,7 @@ def _main() -> None:
 
     from taskhub.callbacks import last_sweep
     from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
+    from taskhub.provenance import with_auto_task
     from taskhub.sweeps import expand_overrides, register_resolvers
     try:
         searchpath = plugin_searchpath()
@@ -270,7 +273,8 @@ def _main() -> None:
         _check_overrides(sys.argv[1:])
         register_configs(registry)
         register_resolvers()
-        sys.argv[1:] = _with_overrides(normalize_overrides(expand_overrides(sys.argv[1:]), registry), searchpath_overrides(searchpath))
+        argv = expand_overrides(sys.argv[1:])
+        sys.argv[1:] = _with_overrides(normalize_overrides(argv, registry), [*with_auto_task(argv)[len(argv) :], *searchpath_overrides(searchpath)])
         if distributed() and any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
             raise TaskhubError("sweeps (-m) do not run under torchrun / accelerate launch: launch one per job")
         sys.argv[1:] = _claim_run_dir(sys.argv[1:])

@@ -164,6 +164,10 @@ def _type_name(hint: Any) -> str:
 
 
 # ------------------------------------------------------------------ schema
+#: ``task=auto``: the task a checkpoint records (or its architecture implies); see :mod:`taskhub.provenance`.
+AUTO_TASK = "auto"
+
+
 @dataclass
 class TaskConfig:
     """Base of every task's options; a plugin subclasses it and adds its own fields.
@@ -278,7 +282,9 @@ class TrainConfig:
         None, "When to save checkpoints (default: every epoch, removed after a successful run)", choices=(*STRATEGIES, "best")
     )
     save_steps: Optional[float] = option(None, "Steps between checkpoints with save_strategy=steps", gt=0)
-    save_total_limit: Optional[int] = option(None, "Checkpoints kept (the newest)", ge=1)
+    save_total_limit: Optional[int] = option(
+        1, "Checkpoints kept, the newest (null: every one, e.g. to evaluate each epoch's checkpoint with train.save_strategy=epoch)", ge=1
+    )
     logging_steps: Optional[float] = option(None, "Steps between loss logs with logging_strategy=steps", gt=0)
     group_by_length: Optional[bool] = option(None, "Batch training examples of similar length together")
     gradient_checkpointing: Optional[bool] = option(None, "Recompute activations in the backward pass: less memory, slower")
@@ -318,7 +324,10 @@ class TrainConfig:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in own}
         if self.group_by_length is not None:  # transformers 5 spells it as a sampling strategy
             values["train_sampling_strategy"] = "group_by_length" if self.group_by_length else "random"
-        return {**{k: v for k, v in values.items() if v is not None}, **self.args}
+        values = {k: v for k, v in values.items() if v is not None and k != "save_total_limit"}
+        if self.save_total_limit != TrainConfig.save_total_limit:  # null is a value here: keep every checkpoint
+            values["save_total_limit"] = self.save_total_limit
+        return {**values, **self.args}
 
 
 class Backend(str, Enum):
@@ -365,6 +374,19 @@ class ReportConfig:
     dir: Optional[str] = option(None, "mode=report: the sweep dir whose job results to tabulate")
     sort: Optional[str] = option(None, "Sort rows by this column (e.g. test_accuracy), best first")
     ascending: bool = option(False, "Sort smallest first")
+    baseline: Optional[str] = option(
+        None, "Compare every row with this one (a job number or a model path) by a paired test on the same examples; marks differences that are not significant"
+    )
+    compare: Optional[str] = option(None, "Another sweep dir to print and plot beside report.dir (e.g. the same checkpoints on other data)")
+
+
+@dataclass
+class EvaluateConfig:
+    samples: bool = option(True, "mode=evaluate: write samples.jsonl (each row's input, reference, prediction and scores)")
+    bootstrap: int = option(1000, "Bootstrap resamples for the main metric's 95% confidence interval and stderr (0: none)", ge=0)
+    metrics: list[str] = option(
+        doc="Metrics of the `evaluate` library to add, by name (a Hub metric, needs a network) or local module path", factory=list
+    )
 
 
 @dataclass
@@ -403,6 +425,7 @@ class RunConfig:
     results_cache: Optional[str] = option(
         None, "Folder of evaluation results by content key, reused when a sweep is re-run (null: no reuse)"
     )
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     push: PushConfig = field(default_factory=PushConfig)
@@ -421,6 +444,7 @@ def register_configs(registry) -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="taskhub_schema", node=RunConfig)
+    cs.store(group="task", name=AUTO_TASK, node=TaskConfig(name=AUTO_TASK), provider="taskhub")  # resolved per run: taskhub.provenance
     for spec in registry:
         cs.store(group="task", name=spec.name, node=spec.config_cls, provider="taskhub")
 

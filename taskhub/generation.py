@@ -357,21 +357,23 @@ class Seq2SeqTask(CountsCutTexts, GenerationTask):
         return config
 
     # ------------------------------------------------------------- metrics
-    def text_metrics(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        """The task's metrics of generated texts against references."""
+    def text_scores(self, predictions: list[str], references: list[str]) -> list[dict[str, Any]]:
+        """Per generated text against its reference: ``scores`` (and ``stats`` for corpus
+        metrics) as :meth:`~taskhub.task.Task.score_examples` returns them."""
         raise NotImplementedError
 
-    def score_predictions(self, predictions, references) -> dict[str, float]:
+    def score_examples(self, predictions, references) -> list[dict[str, Any]]:
+        """The task's :meth:`text_scores` of each first generated text, plus its length in tokens."""
         targets = list(references["target"])
         for i, target in enumerate(targets):
             if not isinstance(target, str) or not target.strip():
                 raise TaskhubError(f"{self._source}, row {i + 1}: missing or empty 'target'")
         texts = [p[self.text_field] for p in predictions]
         first = [t[0] if isinstance(t, list) else t for t in texts]
-        scores = self.text_metrics(first, targets)
-        lengths = [len(ids) for ids in self.processor(first, add_special_tokens=False)["input_ids"]]
-        scores["gen_len"] = sum(lengths) / max(len(lengths), 1)
-        return scores
+        examples = self.text_scores(first, targets)
+        for example, ids in zip(examples, self.processor(first, add_special_tokens=False)["input_ids"]):
+            example["scores"]["gen_len"] = float(len(ids))
+        return examples
 
 
 def split_sentences(text: str) -> str:

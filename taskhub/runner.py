@@ -28,6 +28,7 @@ from taskhub.modes.evaluate import evaluate, evaluation_key, reusable_result
 from taskhub.modes.predict import predict
 from taskhub.modes.report import report
 from taskhub.modes.train import train
+from taskhub.provenance import resolve_auto_task
 from taskhub.resume import remove_partials
 from taskhub.rundir import acquire, atomic_path, check_outputs, claim, release as release_dir, writing
 
@@ -48,6 +49,7 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
     process alone locks the dir and writes ``metrics.json`` and the report, and every
     rank returns the main process's result.
     """
+    resolve_auto_task(cfg)  # task=auto: the checkpoint's own task (taskhub.provenance)
     run: RunConfig = OmegaConf.to_object(cfg)
     check_options(run)
     if run.model.name_or_path == "":  # `model.name_or_path=` would quietly mean the task's default

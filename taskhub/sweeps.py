@@ -22,8 +22,8 @@ from taskhub.errors import TaskhubError
 
 RESULT_FILE = "metrics.json"
 TABLE_STEM = "results"
-FIRST_COLUMNS = ("job", "task", "mode", "model", "status")
-LAST_COLUMNS = ("examples_per_s", "wall_time_s", "error", "job_dir")
+FIRST_COLUMNS = ("job", "task", "mode", "model", "status", "step", "epoch")
+LAST_COLUMNS = ("examples_per_s", "wall_time_s", "error", "samples", "job_dir")
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
 
@@ -64,23 +64,44 @@ def job_key(config_yaml: str, model_dir: str | None, data_files: list[str]) -> s
 
 
 class ResultCache:
-    """Finished evaluation results by content key, in ``<dir>/<key>.json``."""
+    """Finished evaluation results by content key, in ``<dir>/<key>.json``, with their
+    ``samples.jsonl`` as ``<key>.samples.jsonl``."""
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(os.path.expanduser(str(folder)))
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, run_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+        """The stored result; its samples copied into ``run_dir`` (a hit without them,
+        stored before samples existed, is a miss when the result lists them)."""
         path = self.folder / f"{key}.json"
         try:
-            return json.loads(path.read_text())
+            result = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+        if "samples" in result.get("outputs", {}):
+            samples = self.folder / f"{key}.samples.jsonl"
+            if not samples.is_file():
+                return None
+            if run_dir is not None:
+                _copy(samples, Path(run_dir) / Path(result["outputs"]["samples"]).name)
+        return result
 
     def put(self, key: str, result: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        samples = result.get("outputs", {}).get("samples")
+        if samples:
+            _copy(Path(samples), self.folder / f"{key}.samples.jsonl")
         tmp = self.folder / f".{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(result))
         os.replace(tmp, self.folder / f"{key}.json")
+
+
+def _copy(source: Path, target: Path) -> None:
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def expand_values(value: str) -> str:
@@ -147,31 +168,110 @@ def _natural(text: str):
 
 
 # ------------------------------------------------------------------- the table
+#: The current sweep of a sweep dir (written when a multirun starts): rows of earlier
+#: sweeps into the same dir, e.g. with a longer job list, are not this sweep's.
+SWEEP_MARK = ".taskhub-sweep.json"
+
+
+def start_sweep(sweep_dir: str | os.PathLike) -> None:
+    import uuid
+
+    folder = Path(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{SWEEP_MARK}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"sweep": uuid.uuid4().hex}))
+    os.replace(tmp, folder / SWEEP_MARK)
+
+
+def _current_sweep(sweep_dir: str | os.PathLike) -> str | None:
+    try:
+        return json.loads((Path(sweep_dir) / SWEEP_MARK).read_text())["sweep"]
+    except (OSError, ValueError, KeyError):
+        return None  # a sweep dir from before marks: every row counts
+
+
+def _of_current_sweep(result: dict[str, Any], path: Path, current: str | None, started: float) -> bool:
+    """Stamped with the current sweep's mark, or unstamped (a job that stopped the sweep:
+    fail_fast, Ctrl-C) but written after the mark."""
+    if current is None or result.get("sweep") == current:
+        return True
+    return result.get("sweep") is None and path.stat().st_mtime >= started
+
+
+def stamp_job(job_dir: str | os.PathLike, sweep_dir: str | os.PathLike, wall_time_s: float | None) -> None:
+    """Mark a finished job's result as the current sweep's; a failed job's gets its wall time."""
+    path = Path(job_dir) / RESULT_FILE
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    result["sweep"] = _current_sweep(sweep_dir)
+    if result.get("wall_time_s") is None and wall_time_s is not None:
+        result["wall_time_s"] = round(wall_time_s, 3)
+    tmp = path.with_name(f".{RESULT_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def collect_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """One row per job dir under the sweep dir that has a result file."""
+    """One row per job of the sweep dir's current sweep that has a result file, in job
+    order, with the swept values (every override whose value differs between jobs), the
+    checkpoint's training step and epoch, and its samples file."""
+    current = _current_sweep(sweep_dir)
+    started = (Path(sweep_dir) / SWEEP_MARK).stat().st_mtime if current else 0.0
     rows = []
     for path in sorted(Path(sweep_dir).glob(f"**/{RESULT_FILE}"), key=lambda p: _natural(str(p))):
         try:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if "task" not in result:
+        if "task" not in result or not _of_current_sweep(result, path, current, started):
             continue
+        status = result.get("status", "ok")
         row: dict[str, Any] = {
             "job": result.get("job", path.parent.name),
             "task": result["task"],
             "mode": result.get("mode"),
             "model": result.get("model"),
-            "status": result.get("status", "ok"),
+            "status": status,
+            **_training_progress(result.get("model")),
+            "overrides": dict(o.split("=", 1) for o in result.get("overrides", []) if "=" in o),
         }
         metrics = result.get("metrics", {})
         row.update(metrics)
-        row["examples_per_s"] = _throughput(metrics)
+        # A cached row's throughput was measured by another run, its wall time by this one.
+        row["examples_per_s"] = _throughput(metrics) if status == "ok" else None
         row["wall_time_s"] = result.get("wall_time_s")
         row["error"] = result.get("error", "")
         row["job_dir"] = str(path.parent)
+        if (path.parent / "samples.jsonl").is_file():
+            row["samples"] = str(path.parent / "samples.jsonl")
         rows.append(row)
+    swept = sorted({k for r in rows for k in r["overrides"] if len({r2["overrides"].get(k) for r2 in rows}) > 1} - set(NOT_SWEPT))
+    for row in rows:
+        overrides = row.pop("overrides")
+        row.update({key: overrides.get(key, "") for key in swept})
     return rows
+
+
+#: Overrides that have columns of their own.
+NOT_SWEPT = ("task", "model.name_or_path", "mode")
+
+
+def _training_progress(model: str | None) -> dict[str, Any]:
+    """``step`` and ``epoch`` of a checkpoint taskhub (or a Trainer) saved."""
+    from taskhub.provenance import read_provenance
+
+    if not model or not os.path.isdir(model):
+        return {}
+    record = read_provenance(model) or {}
+    if "step" not in record:
+        try:
+            record = json.loads((Path(model) / "trainer_state.json").read_text())
+            record = {"step": record.get("global_step"), "epoch": record.get("epoch")}
+        except (OSError, ValueError):
+            return {}
+    return {key: record.get(key) for key in ("step", "epoch") if record.get(key) is not None}
 
 
 def _throughput(metrics: dict[str, Any]) -> float | None:
@@ -182,28 +282,25 @@ def _throughput(metrics: dict[str, Any]) -> float | None:
 
 
 def sort_rows(rows: list[dict[str, Any]], by: str | None, descending: bool = True) -> list[dict[str, Any]]:
-    if not by:
-        return rows
-    if not any(by in row for row in rows):
+    """Rows grouped by task (in name order) and sorted by ``by`` within each task, rows
+    without it last; job order when ``by`` is unset."""
+    if by and not any(by in row for row in rows):
         names = sorted({k for row in rows for k in row})
         raise TaskhubError(f"cannot sort by '{by}': no such column (columns: {', '.join(names)})")
-    present = [r for r in rows if isinstance(r.get(by), (int, float))]
-    absent = [r for r in rows if not isinstance(r.get(by), (int, float))]
-    return sorted(present, key=lambda r: r[by], reverse=descending) + absent
+    ordered = []
+    for task in sorted({row["task"] for row in rows}):
+        group = [r for r in rows if r["task"] == task]
+        if by:
+            present = [r for r in group if isinstance(r.get(by), (int, float))]
+            group = sorted(present, key=lambda r: r[by], reverse=descending) + [r for r in group if r not in present]
+        ordered.extend(group)
+    return ordered
 
 
 def columns_of(rows: list[dict[str, Any]]) -> list[str]:
     seen = {k for row in rows for k in row}
     metrics = sorted(seen - set(FIRST_COLUMNS) - set(LAST_COLUMNS))
     return [c for c in FIRST_COLUMNS if c in seen] + metrics + [c for c in LAST_COLUMNS if c in seen]
-
-
-def render_markdown(rows: list[dict[str, Any]]) -> str:
-    columns = columns_of(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def render_csv(rows: list[dict[str, Any]]) -> str:
@@ -214,24 +311,25 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def write_table(
+    sweep_dir: str | os.PathLike, sort_by: str | None = None, descending: bool = True, sections: tuple[str, ...] = (), plots: bool = True
+) -> list[dict[str, Any]]:
+    """Write results.{csv,md,json} into the sweep dir (atomically, rows sorted) and return
+    the rows: csv / json hold every column of every row, results.md the leaderboard
+    (:mod:`taskhub.leaderboard`) and any extra ``sections``; with ``plots``, the training
+    curves beside them."""
+    from taskhub.leaderboard import plot_curves, render_leaderboard
 
-
-def write_table(sweep_dir: str | os.PathLike, sort_by: str | None = None) -> list[dict[str, Any]]:
-    """Write results.{csv,md,json} into the sweep dir (atomically) and return the rows."""
-    rows = sort_rows(collect_rows(sweep_dir), sort_by)
+    rows = sort_rows(collect_rows(sweep_dir), sort_by, descending)
     folder = Path(sweep_dir)
     for suffix, text in (
         ("csv", render_csv(rows)),
-        ("md", render_markdown(rows)),
+        ("md", "\n".join([render_leaderboard(rows), *sections])),
         ("json", json.dumps(rows, indent=2) + "\n"),
     ):
         tmp = folder / f".{TABLE_STEM}.{suffix}.{os.getpid()}.tmp"
         tmp.write_text(text)
         os.replace(tmp, folder / f"{TABLE_STEM}.{suffix}")
+    if plots:
+        plot_curves(rows, folder)
     return rows

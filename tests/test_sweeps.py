@@ -67,19 +67,28 @@ def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path):
     )
     failed = [r for r in rows if r["status"] == "failed"]
     assert {r["model"] for r in failed} == {str(checkpoints / "checkpoint-broken")} and len(failed) == 2
-    assert all(r["error"] for r in failed)
+    assert all(r["error"] and r["wall_time_s"] > 0 for r in failed)  # a failed job's time is recorded too
     done = [r for r in rows if r["status"] == "ok"]
     assert len(done) == 6
     assert all(0 <= r["test_accuracy"] <= 1 for r in done if r["task"] == "text_classification")
     assert all(0 <= r["test_f1"] <= 1 and r["examples_per_s"] > 0 for r in done if r["task"] == "qa")
     markdown = (tmp_path / "s1" / "results.md").read_text()
-    assert markdown.count("\n") == 2 + 8 and "test_accuracy" in markdown and "checkpoint-broken" in markdown
+    failed_lines = [l for l in markdown.split("## Failed jobs")[1].splitlines() if l.startswith("| ")][1:]
+    assert len(failed_lines) == 2 and all("checkpoint-broken" in l for l in failed_lines)
+    assert "| model | qa (f1) | text_classification (accuracy) |" in markdown
     header = (tmp_path / "s1" / "results.csv").read_text().splitlines()[0].split(",")
     assert header[:5] == ["job", "task", "mode", "model", "status"] and "wall_time_s" in header
 
     # The same sweep again (checkpoints listed by a glob this time): every result is reused.
     sweep(tmp_path / "s2", f"model.name_or_path=glob:{checkpoints}/checkpoint-[0-9]*")
     assert sorted(r["status"] for r in table(tmp_path / "s2")) == ["cached"] * 6
+    # A cached row's throughput was measured by another run: not shown beside this run's wall time.
+    assert all(r["examples_per_s"] is None and r["wall_time_s"] > 0 for r in table(tmp_path / "s2"))
+
+    # The same dir again with a shorter job list and results_cache=null: no reuse, no stale rows.
+    sweep(tmp_path / "s2", f"model.name_or_path={good[0]}", "results_cache=null")
+    assert sorted((r["task"], r["status"]) for r in table(tmp_path / "s2")) == [("qa", "ok"), ("text_classification", "ok")]
+    assert "Results of 2 job(s)" in sweep(tmp_path / "s2", f"model.name_or_path={good[0]}", "results_cache=null").stdout
 
     # Retrain one checkpoint in place: only its jobs run again.
     make_checkpoint(checkpoints / "checkpoint-2", seed=99)
@@ -92,14 +101,11 @@ def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path):
 
     # mode=report re-renders the table of an existing sweep, sorted by a metric.
     report = run_cli("mode=report", f"report.dir={tmp_path / 's1'}", "report.sort=test_accuracy", f"hydra.run.dir={tmp_path / 'r'}")
-    lines = [l for l in report.stdout.splitlines() if l.startswith("| ") and "text_classification" in l]
-    accuracies = [float(cell) for l in lines for cell in [l.split("|")[columns_index(report.stdout, "test_accuracy")].strip()] if cell]
+    section = report.stdout.split("## text_classification")[1].split("## ")[0]
+    lines = [l for l in section.splitlines() if l.startswith("| ")]
+    column = lines[0].split("|").index(" test_accuracy ")
+    accuracies = [float(l.split("|")[column].split("[")[0]) for l in lines[1:]]
     assert accuracies == sorted(accuracies, reverse=True) and len(accuracies) == 3
-
-
-def columns_index(markdown: str, column: str) -> int:
-    header = next(l for l in markdown.splitlines() if l.startswith("| job"))
-    return header.split("|").index(f" {column} ")
 
 
 CRASHING_PLUGIN = """
@@ -228,7 +234,7 @@ def test_jobs_in_one_process_reuse_the_tokenized_split(checkpoints, tmp_path, mo
     monkeypatch.setattr(trainer, "_encode", lambda task, split: calls.append(split.name) or encode(task, split))
     monkeypatch.setattr(trainer, "_encoded", type(trainer._encoded)())
     results = [
-        taskhub.run(["mode=evaluate", f"model.name_or_path={tmp_path / name}", "data.limit=8", "results_cache=null"], run_dir=tmp_path / "runs" / name)
+        taskhub.run(["mode=evaluate", "task=text_classification", f"model.name_or_path={tmp_path / name}", "data.limit=8", "results_cache=null"], run_dir=tmp_path / "runs" / name)
         for name in ("checkpoint-10", "checkpoint-20")
     ]
     assert results[0]["metrics"]["test_loss"] != results[1]["metrics"]["test_loss"]  # each job ran its own weights

@@ -37,8 +37,9 @@ def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any],
         without_bad_rows(task, test, None)
     trainer = make_trainer(task, training_arguments(task, run, run_dir, has_validation=False, training=False), None, None)
     log.info("evaluating %s on %s rows (%s)", task.name, "streamed" if test.streaming else len(test.dataset), test.path)
-    metrics = evaluate_split(task, trainer, test, run)
-    outputs = {}
+    samples: list[dict[str, Any]] = []
+    metrics = evaluate_split(task, trainer, test, run, samples)
+    outputs = evaluator_outputs(task, run, run_dir, samples, metrics) if is_main() else {}
     if run.on_error.value == "skip":
         metrics["test_errors"] = len(errors)
     if errors and is_main():
@@ -49,8 +50,28 @@ def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any],
     return metrics, outputs
 
 
-def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]:
-    """Metrics of the current model on one split, prefixed with the split's name.
+def evaluator_outputs(task: Task, run: RunConfig, run_dir: Path, samples: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, str]:
+    """What mode=evaluate adds to the metrics from the per-example scores: the main
+    metric's bootstrap interval, `evaluate` library metrics, and ``samples.jsonl``."""
+    from taskhub.scoring import SAMPLES, confidence_metrics, library_metrics, write_samples
+
+    if not samples:
+        if run.evaluate.metrics:
+            raise TaskhubError(f"evaluate.metrics: task {task.name} has no per-example predictions to give them")
+        return {}
+    metrics.update(confidence_metrics(task, samples, "test", run.evaluate.bootstrap, run.seed))
+    if run.evaluate.metrics:
+        metrics.update(library_metrics(task, samples, list(run.evaluate.metrics), "test", metrics))
+    if not run.evaluate.samples:
+        return {}
+    write_samples(run_dir / SAMPLES, samples)
+    return {"samples": str(run_dir / SAMPLES)}
+
+
+def evaluate_split(task: Task, trainer, split, run: RunConfig, samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Metrics of the current model on one split, prefixed with the split's name; with a
+    ``samples`` list, also each row's input, reference, prediction and scores into it
+    (:meth:`~taskhub.Task.score_examples`, on the main process).
 
     Under torchrun every rank returns the same metrics, computed once over the whole
     split: ``Trainer.evaluate`` gathers the ranks' batches itself; scores by prediction
@@ -65,11 +86,19 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
         metrics = {}
         if predictions is not None:
             metrics = {f"{prefix}_{k}": v for k, v in task.score_predictions(predictions, split.dataset).items()}
+            if samples is not None:
+                samples.extend(_samples(task, task.score_examples(predictions, split.dataset), split, predictions))
             metrics[f"{prefix}_runtime"] = elapsed
             metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
     else:
-        metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
-        metrics.pop("epoch", None)
+        if samples is not None and _scores_examples(task):  # the same metrics, and the logits behind them
+            output = trainer.predict(encode(task, split), metric_key_prefix=prefix)
+            metrics = dict(output.metrics)
+            if is_main():
+                samples.extend(_samples(task, task.score_examples(output, split.dataset), split))
+        else:
+            metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
+            metrics.pop("epoch", None)
         if hooked:
             predictions = _predictions(task, split, run)
     if is_main():
@@ -78,6 +107,18 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig) -> dict[str, Any]
             for extra in call_hook("taskhub_metrics", task=task, split=prefix, predictions=predictions, references=split.dataset):
                 metrics.update({f"{prefix}_{k}": v for k, v in extra.items()})
     return broadcast(metrics)
+
+
+def _scores_examples(task: Task) -> bool:
+    from taskhub.task import Task
+
+    return type(task).score_examples is not Task.score_examples
+
+
+def _samples(task: Task, examples, split, predictions=None) -> list[dict[str, Any]]:
+    from taskhub.scoring import sample_rows
+
+    return sample_rows(task, examples or [], iter_rows(split.dataset), predictions)
 
 
 def _predictions(task: Task, split, run: RunConfig) -> list | None:
@@ -163,7 +204,9 @@ def media_stamps(task: Task, run: RunConfig) -> list[str]:
 
 
 def reusable_result(key: str | None, run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
-    if key is None:
+    """A stored result of the same evaluation: the run dir's own (a sweep re-run into the
+    same dir) or the results cache's, with its samples; none when ``results_cache=null``."""
+    if key is None or not run.results_cache:
         return None
     previous = run_dir / "metrics.json"
     if previous.is_file():
@@ -173,8 +216,6 @@ def reusable_result(key: str | None, run_dir: Path, run: RunConfig) -> dict[str,
             result = {}
         if result.get("key") == key and result.get("status") in ("ok", "cached"):
             return result
-    if run.results_cache:
-        from taskhub.sweeps import ResultCache
+    from taskhub.sweeps import ResultCache
 
-        return ResultCache(run.results_cache).get(key)
-    return None
+    return ResultCache(run.results_cache).get(key, run_dir)

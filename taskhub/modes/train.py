@@ -20,6 +20,7 @@ from taskhub.manager import call_hook
 from taskhub.model_card import render_model_card
 from taskhub.modes.evaluate import evaluate_split
 from taskhub.modes.trainer import encode, make_trainer, training_arguments
+from taskhub.provenance import checkpoint_recorder, write_provenance
 from taskhub.rundir import atomic_path, writing
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
     args = training_arguments(task, run, run_dir, has_validation=validation is not None)
     from taskhub.checkpoints import CheckpointSeal, saved_step, whole_run_loss
 
-    callbacks = [CheckpointSeal(), *(cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs)]
+    callbacks = [checkpoint_recorder(task), CheckpointSeal(), *(cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs)]
     trainer = make_trainer(task, args, train_set, validation_set, callbacks)
     metrics: dict[str, Any] = {}
     before = run.evaluate_before_training
@@ -82,6 +83,7 @@ def train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], di
         # The Trainer pickles its arguments; keep a readable copy instead of a pickle.
         (tmp / "training_args.bin").unlink(missing_ok=True)
         (tmp / "training_args.json").write_text(args.to_json_string())
+        write_provenance(tmp, task, trainer.state)  # taskhub.json: task=auto reads it
         data = {split.name: split.path for split in (train, validation, test) if split is not None}
         card = render_model_card(task, run, metrics, data, json.loads(args.to_json_string()))
         (tmp / "README.md").write_text(card, encoding="utf-8")

@@ -1,0 +1,185 @@
+"""The evaluator's workbench (issue 18): checkpoints that know their task (task=auto),
+samples.jsonl, bootstrap intervals, paired tests, the leaderboard and its plots, and
+`evaluate` library metrics, on checkpoints trained here from a tiny BERT."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+
+import numpy as np
+import pytest
+from conftest import FOOD, read_jsonl, run_cli
+
+import taskhub
+from taskhub.errors import TaskhubError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A text_classification run keeping both epochs' checkpoints (save_total_limit=null)
+    and a one-epoch ner run, on slices of the bundled data."""
+    from taskhub.testing import save_tiny_text_model
+
+    root = tmp_path_factory.mktemp("runs")
+    save_tiny_text_model(root / "tiny")
+    common = [f"model.name_or_path={root / 'tiny'}", "train.save_strategy=epoch", "device=cpu", "results_cache=null"]
+    taskhub.run(["task=text_classification", "data.limit=40", "train.num_train_epochs=2", "train.learning_rate=1e-3",
+                 "train.save_total_limit=null", *common], run_dir=root / "food")  # fmt: skip
+    taskhub.run(["task=ner", "data.limit=24", "train.num_train_epochs=1", *common], run_dir=root / "ner")
+    return root
+
+
+def evaluate(model, run_dir, *overrides):
+    return taskhub.run(["mode=evaluate", f"model.name_or_path={model}", "results_cache=null", "device=cpu", *overrides], run_dir=run_dir)
+
+
+def test_every_checkpoint_records_its_task_and_keeps_all_with_a_null_limit(runs):
+    checkpoints = sorted((runs / "food" / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 2  # train.save_total_limit=null: every epoch's checkpoint stays
+    for folder in [*checkpoints, runs / "food" / "model"]:
+        record = json.loads((folder / "taskhub.json").read_text())
+        assert record["task"] == "text_classification" and record["options"]["top_k"] == 1 and record["step"] > 0
+    seal = json.loads((checkpoints[0] / ".taskhub-complete.json").read_text())
+    assert "taskhub.json" in seal["files"]  # written before the seal, so covered by it
+    assert json.loads((runs / "ner" / "model" / "taskhub.json").read_text())["task"] == "ner"
+
+
+def test_task_auto_reads_the_record_then_the_architecture(runs, tmp_path):
+    from taskhub.provenance import task_of, with_auto_task
+
+    assert with_auto_task(["mode=evaluate", "model.name_or_path=x"])[-1] == "task=auto"
+    assert with_auto_task(["mode=train", "model.name_or_path=x"]) == ["mode=train", "model.name_or_path=x"]
+    assert with_auto_task(["mode=predict", "task=ner", "model.name_or_path=x"])[-1] == "model.name_or_path=x"
+
+    plain = tmp_path / "plain"
+    shutil.copytree(runs / "ner" / "model", plain)
+    (plain / "taskhub.json").unlink()  # a checkpoint taskhub did not write: its architecture decides
+    assert task_of(str(plain)) == ("ner", {})
+    config = json.loads((plain / "config.json").read_text())
+    (plain / "config.json").write_text(json.dumps({**config, "architectures": ["T5ForConditionalGeneration"]}))
+    with pytest.raises(TaskhubError, match="summarization, translation all take; set task=<one of them>"):
+        task_of(str(plain))
+    proc = run_cli("mode=predict", f"model.name_or_path={plain}", "data.predict=x.jsonl", f"hydra.run.dir={tmp_path / 'p'}", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "set task=<one of them>" in proc.stderr
+    (plain / "config.json").write_text(json.dumps({**config, "architectures": None}))
+    assert task_of(str(plain)) is None  # nothing tells: the default task runs, as without task=auto
+
+
+def test_samples_reproduce_the_metrics_exactly(runs, tmp_path):
+    from taskhub.manager import get_registry
+    from taskhub.task import score_columns
+
+    food = evaluate(runs / "food" / "model", tmp_path / "food", "data.limit=30")
+    assert food["task"] == "text_classification"  # task=auto from taskhub.json
+    samples = read_jsonl(tmp_path / "food" / "samples.jsonl")
+    bundled = read_jsonl(FOOD / "test.jsonl")[:30]
+    assert [s["input"]["text"] for s in samples] == [r["text"] for r in bundled]
+    assert [s["reference"] for s in samples] == [r["label"] for r in bundled]
+    assert statistics.fmean(s["scores"]["accuracy"] for s in samples) == food["metrics"]["test_accuracy"]
+
+    ner = evaluate(runs / "ner" / "model", tmp_path / "ner", "data.limit=30")
+    samples = read_jsonl(tmp_path / "ner" / "samples.jsonl")
+    assert len(samples) == 30 and all(len(s["prediction"]) == len(s["reference"]) for s in samples)
+    task = get_registry().get("ner").task_cls()
+    aggregate = task.aggregate_examples(score_columns(samples))
+    for name in ("f1", "precision", "recall", "accuracy"):
+        assert aggregate[name] == ner["metrics"][f"test_{name}"], name
+    correct, found, gold = (sum(s["stats"][k] for s in samples) for k in ("correct", "predicted", "gold"))
+    assert ner["metrics"]["test_f1"] == pytest.approx(2 * correct / (found + gold))
+
+
+def test_interval_contains_the_estimate_and_narrows_with_more_rows(runs, tmp_path):
+    widths = []
+    for limit in (20, 120):
+        metrics = evaluate(runs / "food" / "model", tmp_path / str(limit), f"data.limit={limit}")["metrics"]
+        low, high = metrics["test_accuracy_ci_low"], metrics["test_accuracy_ci_high"]
+        assert low <= metrics["test_accuracy"] <= high and metrics["test_accuracy_stderr"] > 0
+        widths.append(high - low)
+    assert widths[1] < widths[0]
+    again = evaluate(runs / "food" / "model", tmp_path / "again", "data.limit=20")["metrics"]
+    assert again["test_accuracy_ci_low"] == evaluate(runs / "food" / "model", tmp_path / "20b", "data.limit=20")["metrics"]["test_accuracy_ci_low"]
+    off = evaluate(runs / "food" / "model", tmp_path / "off", "data.limit=20", "evaluate.bootstrap=0", "evaluate.samples=false")
+    assert "test_accuracy_ci_low" not in off["metrics"] and not (tmp_path / "off" / "samples.jsonl").exists()
+
+
+def test_stats_on_known_data():
+    from taskhub.stats import bootstrap, paired_test
+
+    rng = np.random.default_rng(0)
+    mean = lambda columns: float(columns["accuracy"].mean())  # noqa: E731
+    small, large = ({"accuracy": (rng.random(n) < 0.8).astype(float)} for n in (100, 2000))
+    assert np.diff(list(bootstrap(small, mean, 500, 0).values())[:2]) > np.diff(list(bootstrap(large, mean, 500, 0).values())[:2])
+    same = paired_test(small, small, mean, 500, 0, binary="accuracy")
+    assert same["p_value"] == 1.0 and not same["significant"] and same["test"] == "McNemar (exact)"
+    better = {"accuracy": np.ones(100)}
+    assert paired_test(better, small, mean, 500, 0, binary="accuracy")["significant"]
+    assert paired_test(better, small, mean, 500, 0)["significant"]  # paired bootstrap agrees
+
+
+LOCAL_METRIC = '''
+import datasets
+import evaluate
+
+
+class Agreement(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="share of equal prediction and reference", citation="", inputs_description="",
+            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+        )
+
+    def _compute(self, predictions, references):
+        return {"agreement": sum(p == r for p, r in zip(predictions, references)) / len(references), "accuracy": 0.5}
+'''
+
+
+def test_evaluate_library_metric_from_a_local_module(runs, tmp_path):
+    module = tmp_path / "agreement.py"
+    module.write_text(LOCAL_METRIC)
+    metrics = evaluate(runs / "food" / "model", tmp_path / "run", "data.limit=20", f"evaluate.metrics=[{module}]")["metrics"]
+    assert metrics["test_agreement"] == metrics["test_accuracy"]  # label ids agree exactly when the prediction is right
+    assert metrics["test_agreement_accuracy"] == 0.5  # a key the task already reports gets the metric's name
+    with pytest.raises(TaskhubError, match="evaluate.metrics: cannot load"):
+        evaluate(runs / "food" / "model", tmp_path / "bad", "data.limit=20", f"evaluate.metrics=[{tmp_path / 'missing.py'}]")
+
+
+def test_mixed_glob_sweep_leaderboard_plots_and_paired_report(runs, tmp_path):
+    twin = runs / "twin" / "checkpoints" / "checkpoint-1"  # the same weights in another folder
+    shutil.copytree(runs / "food" / "model", twin)
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "mode=evaluate", f"model.name_or_path=glob:{runs}/*/checkpoints/checkpoint-*", "data.limit=20",
+                   f"hydra.sweep.dir={sweep_dir}", "results_cache=null")  # fmt: skip
+    assert proc.returncode == 0
+    rows = json.loads((sweep_dir / "results.json").read_text())
+    assert sorted((r["task"], r["status"]) for r in rows) == [("ner", "ok")] + [("text_classification", "ok")] * 3
+    assert all(r["samples"].endswith("samples.jsonl") for r in rows)
+    assert sorted(r["step"] for r in rows if "food" in r["model"]) == [3, 6]
+    markdown = (sweep_dir / "results.md").read_text()
+    pivot = markdown.split("## ner")[0]
+    assert "| model | ner (f1) | text_classification (accuracy) |" in pivot and "**" in pivot and "[" in pivot
+    tables = markdown.split("## ")[2:]
+    assert [t.splitlines()[0] for t in tables] == ["ner", "text_classification"]
+    for table in tables:
+        lines = [l for l in table.splitlines() if l.startswith("|")]
+        assert all("|  |" not in l and "| |" not in l for l in lines)  # no blank cells
+        assert "runtime" not in table and "per_second" not in table
+    assert "test_f1_macro" in tables[1] and "test_f1_macro" not in tables[0] and "test_runtime" in rows[0]
+    assert (sweep_dir / "results_text_classification.png").stat().st_size > 0  # two checkpoints of one run
+    assert not (sweep_dir / "results_ner.png").exists()
+
+    # Every text_classification row against the twin of the trained model: identical weights are no difference.
+    twin_job = next(r["job"] for r in rows if r["model"] == str(twin))
+    report = run_cli("mode=report", f"report.dir={sweep_dir}", f"report.baseline={twin_job}", "report.sort=test_accuracy",
+                     "report.ascending=true", f"hydra.run.dir={tmp_path / 'r'}")  # fmt: skip
+    comparisons = report.stdout.split("## Paired comparisons")[1]
+    final = next(l for l in comparisons.splitlines() if str(runs / "food" / "checkpoints" / "checkpoint-6") in l)
+    assert "not significant" in final and "McNemar" in final and "| +0 |" in final
+    accuracies = [r["test_accuracy"] for r in json.loads((sweep_dir / "results.json").read_text()) if r["task"] == "text_classification"]
+    assert accuracies == sorted(accuracies)  # report.sort within the task, and the files written sorted
+
+    compare = run_cli("mode=report", f"report.dir={sweep_dir}", f"report.compare={sweep_dir}", f"hydra.run.dir={tmp_path / 'c'}")
+    assert "sweep beside sweep" in compare.stdout

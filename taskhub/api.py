@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from taskhub.errors import TaskhubError
-
-CONFIG_MODULE = "taskhub_conf"
 
 
 def compose(overrides: Sequence[str] = (), **options: Any):
@@ -22,16 +19,25 @@ def compose(overrides: Sequence[str] = (), **options: Any):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import check_options, normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
+    from taskhub.config import (
+        AUTO_TASK,
+        CONFIG_MODULE,
+        check_options,
+        keyword_overrides,
+        normalize_overrides,
+        plugin_searchpath,
+        register_configs,
+        searchpath_overrides,
+        task_presets,
+    )
     from taskhub.manager import get_registry
-
-    from taskhub.config import AUTO_TASK
     from taskhub.provenance import with_auto_task
     from taskhub.sweeps import expand_overrides, register_resolvers
 
     registry = get_registry()
     searchpath = plugin_searchpath()
-    overrides = with_auto_task(expand_overrides([*overrides, *keyword_overrides(options)]))
+    kept, resolved = with_auto_task(expand_overrides([*overrides, *keyword_overrides(options)]))
+    overrides = [*kept, *resolved]
     for override in overrides:
         key, _, value = override.partition("=")
         if key.lstrip("+~") == "task" and value not in registry and value not in task_presets(searchpath) and value != AUTO_TASK:
@@ -46,42 +52,6 @@ def compose(overrides: Sequence[str] = (), **options: Any):
     except (HydraException, OmegaConfBaseException) as exc:
         raise TaskhubError(config_error_message(exc, overrides, registry)) from None
     return cfg
-
-
-def keyword_overrides(options: dict[str, Any], prefix: str = "") -> list[str]:
-    """``{"train": {"num_train_epochs": 1}}`` -> ``["train.num_train_epochs=1"]``, each value
-    written in Hydra's override grammar (strings quoted, so any character is kept)."""
-    overrides = []
-    for key, value in options.items():
-        if isinstance(value, dict) and value:
-            overrides.extend(keyword_overrides(value, f"{prefix}{key}."))
-        else:
-            overrides.append(f"{prefix}{key}={_override_value(value)}")
-    return overrides
-
-
-#: A string Hydra reads as that same string without quotes.
-PLAIN_VALUE = re.compile(r"[A-Za-z_/.~][\w/.:+*@%~-]*")
-
-
-def _override_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if PLAIN_VALUE.fullmatch(text) and text.lower() not in ("true", "false", "null", "none", "nan", "inf"):
-        return text  # names, paths, globs: as a user types them on the command line
-    # Hydra keeps backslashes in quoted strings, except a run of them before a quote
-    # (or the closing quote), which it reads as escapes: double those.
-    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
-    return f"'{escaped}'"
 
 
 def config_error_message(exc: BaseException, overrides: Sequence[str], registry) -> str:

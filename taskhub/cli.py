@@ -49,7 +49,7 @@ def _task_function(cfg) -> None:
     job = {"job": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task)}
     share_machine(hydra_cfg)
     try:
-        execute(cfg, output_dir, job=job)
+        result = execute(cfg, output_dir, job=job)
     except KeyboardInterrupt:
         from taskhub.sweeps import write_table
 
@@ -70,6 +70,11 @@ def _task_function(cfg) -> None:
             write_table(hydra_cfg.sweep.dir)
             print("taskhub: fail_fast=true: stopping the sweep", file=sys.stderr)
             sys.exit(1)
+        return float("nan")
+    from taskhub.manager import get_registry
+    from taskhub.search import objective
+
+    return objective(result, get_registry().get(cfg.task.name).task_cls.main_metric)  # what a search sweeper (Optuna) optimises
 
 
 def quiet_libraries() -> None:
@@ -238,6 +243,14 @@ def _claim_run_dir(argv: list[str]) -> list[str]:
     return pinned if is_main() else [*pinned, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
+def _task_name(argv: list[str]) -> str:
+    """The task a command runs (the first of a sweep's), for settings that depend on it."""
+    from omegaconf import OmegaConf
+
+    named = [arg.partition("=")[2].split(",")[0] for arg in argv if arg.partition("=")[0].lstrip("+~") == "task"]
+    return named[-1] if named else OmegaConf.load(str(files("taskhub_conf") / "config.yaml")).defaults[1]["task"]
+
+
 def main() -> None:
     try:
         _main()
@@ -266,6 +279,7 @@ def _main() -> None:
     from taskhub.callbacks import last_sweep
     from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
     from taskhub.provenance import with_auto_task
+    from taskhub.search import direction_overrides
     from taskhub.sweeps import expand_overrides, register_resolvers
     try:
         searchpath = plugin_searchpath()
@@ -273,8 +287,10 @@ def _main() -> None:
         _check_overrides(sys.argv[1:])
         register_configs(registry)
         register_resolvers()
-        argv = expand_overrides(sys.argv[1:])
-        sys.argv[1:] = _with_overrides(normalize_overrides(argv, registry), [*with_auto_task(argv)[len(argv) :], *searchpath_overrides(searchpath)])
+        argv, resolved = with_auto_task(expand_overrides(sys.argv[1:]))
+        search = direction_overrides(argv + resolved, lambda: registry.get(_task_name(argv + resolved)).task_cls.main_metric)
+        added = [*normalize_overrides(resolved, registry), *searchpath_overrides(searchpath), *search]
+        sys.argv[1:] = _with_overrides(normalize_overrides(argv, registry), added)
         if distributed() and any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
             raise TaskhubError("sweeps (-m) do not run under torchrun / accelerate launch: launch one per job")
         sys.argv[1:] = _claim_run_dir(sys.argv[1:])

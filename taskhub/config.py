@@ -7,6 +7,7 @@ errors at composition time.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -164,6 +165,8 @@ def _type_name(hint: Any) -> str:
 
 
 # ------------------------------------------------------------------ schema
+#: The package holding taskhub's Hydra configs (``conf/`` in the source tree).
+CONFIG_MODULE = "taskhub_conf"
 #: ``task=auto``: the task a checkpoint records (or its architecture implies); see :mod:`taskhub.provenance`.
 AUTO_TASK = "auto"
 
@@ -368,7 +371,6 @@ class PredictConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
-
 @dataclass
 class ReportConfig:
     dir: Optional[str] = option(None, "mode=report: the sweep dir whose job results to tabulate")
@@ -493,6 +495,42 @@ def quote_split_expression(override: str) -> str:
     if key.startswith("data.split.") and "[" in value and not value.startswith(("'", '"')):
         return f"{key}='{value}'"
     return override
+
+
+def keyword_overrides(options: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"train": {"num_train_epochs": 1}}`` -> ``["train.num_train_epochs=1"]``, each value
+    written in Hydra's override grammar (strings quoted, so any character is kept)."""
+    overrides = []
+    for key, value in options.items():
+        if isinstance(value, dict) and value:
+            overrides.extend(keyword_overrides(value, f"{prefix}{key}."))
+        else:
+            overrides.append(f"{prefix}{key}={_override_value(value)}")
+    return overrides
+
+
+#: A string Hydra reads as that same string without quotes.
+PLAIN_VALUE = re.compile(r"[A-Za-z_/.~][\w/.:+*@%~-]*")
+
+
+def _override_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if PLAIN_VALUE.fullmatch(text) and text.lower() not in ("true", "false", "null", "none", "nan", "inf"):
+        return text  # names, paths, globs: as a user types them on the command line
+    # Hydra keeps backslashes in quoted strings, except a run of them before a quote
+    # (or the closing quote), which it reads as escapes: double those.
+    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def plugin_searchpath() -> list[str]:

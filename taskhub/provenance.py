@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskhub.config import AUTO_TASK
+from taskhub.config import AUTO_TASK, keyword_overrides
 from taskhub.errors import TaskhubError
 
 if TYPE_CHECKING:
@@ -68,12 +68,24 @@ def checkpoint_recorder(task: Task):
 
 
 # ------------------------------------------------------------------ task=auto
-def with_auto_task(overrides: list[str]) -> list[str]:
-    """``task=auto`` added to overrides that name a model in mode=evaluate/predict but no task."""
+def with_auto_task(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``task=auto`` for overrides that name a model in mode=evaluate/predict but no task
+    (or say ``task=auto``): ``(the overrides without task=auto, overrides to add)``.
+
+    One model: its task is resolved now, with the options it was trained with (those the
+    user does not set), so ``task.<option>`` overrides type-check against the real task
+    and the run dir is named after it. A sweep over models: ``task=auto``, resolved per job
+    (:func:`resolve_auto_task`)."""
     keys = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in overrides if "=" in o}
-    if "task" in keys or keys.get("mode") not in AUTO_MODES or not keys.get("model.name_or_path"):
-        return overrides
-    return [*overrides, f"task={AUTO_TASK}"]
+    model = keys.get("model.name_or_path")
+    if keys.get("task", AUTO_TASK) != AUTO_TASK or keys.get("mode") not in AUTO_MODES or not model:
+        return overrides, []
+    kept = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "task"]
+    if "," in model:
+        return kept, [f"task={AUTO_TASK}"]
+    name, options = task_of(model) or (default_task(), {})
+    recorded = keyword_overrides({k: v for k, v in options.items() if f"task.{k}" not in keys and k != "name"}, "task.")
+    return kept, [f"task={name}", *recorded]
 
 
 def resolve_auto_task(cfg) -> None:

@@ -153,7 +153,7 @@ def claim_cli_run_dir(overrides: list[str]) -> list[str]:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from taskhub.api import CONFIG_MODULE
+    from taskhub.config import CONFIG_MODULE
 
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)

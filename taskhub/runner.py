@@ -56,6 +56,10 @@ def execute(cfg: DictConfig, run_dir: str | os.PathLike, job: dict[str, Any] | N
         raise TaskhubError("model.name_or_path is empty: name a model folder or hub id, or leave the option out for the task's default model")
     if run.mode.value == "report":
         return report(run)
+    if run.mode.value == "push":  # uploads a finished model folder; writes no run outputs
+        from taskhub.modes.push import push
+
+        return push(run)
     spec = get_registry().get(run.task.name)
     task = spec.task_cls(run.task, run.model, device=run.device.value)
     task.seed = run.seed
@@ -112,6 +116,7 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
         log.info("reusing the stored result of an identical evaluation (key %s)", key[:12])
     else:
         metrics, outputs, status = *broadcast(MODES[mode](task, run, run_dir)), "ok"
+    history = metrics.pop("history", None)  # training's per-epoch rows: beside the metrics, not a table column
     result = {
         **(job or {}),
         "task": task.name,
@@ -119,6 +124,7 @@ def _execute(task: Task, cfg, run: RunConfig, run_dir: Path, job, key, reused, s
         "model": run.model.name_or_path or task.default_model or "from config",
         "status": status,
         "metrics": {k: float(v) if isinstance(v, (int, float)) else v for k, v in metrics.items()},
+        **({"history": history} if history else {}),
         "wall_time_s": round(time.perf_counter() - started, 3),
         "run_dir": str(run_dir),
         "outputs": outputs,

@@ -25,7 +25,7 @@ def test_text_training_beats_chance_and_saves_a_loadable_model(text_run, tmp_pat
     assert not (model_dir / "training_args.bin").exists()  # no pickles in a saved model
     card = (model_dir / "README.md").read_text()
     assert "- **Task:** `text_classification`" in card and "- **Labels (2):** food, not_food" in card
-    assert f"| test_accuracy | {metrics['test_accuracy']:.4f} |" in card and "food_captions/train.jsonl" in card
+    assert f"| test_accuracy | {metrics['test_accuracy']:.4f} |" in card and "- **Train data:** train.jsonl (200 rows)" in card
     assert not (text_run / "checkpoints").exists()  # resume checkpoints go once the model is saved
 
     # Reloading the saved model through the CLI reproduces the training run's test metrics.

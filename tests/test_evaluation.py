@@ -51,9 +51,14 @@ def test_every_checkpoint_records_its_task_and_keeps_all_with_a_null_limit(runs)
 def test_task_auto_reads_the_record_then_the_architecture(runs, tmp_path):
     from taskhub.provenance import task_of, with_auto_task
 
-    assert with_auto_task(["mode=evaluate", "model.name_or_path=x"])[-1] == "task=auto"
-    assert with_auto_task(["mode=train", "model.name_or_path=x"]) == ["mode=train", "model.name_or_path=x"]
-    assert with_auto_task(["mode=predict", "task=ner", "model.name_or_path=x"])[-1] == "model.name_or_path=x"
+    food_model = str(runs / "food" / "model")
+    assert with_auto_task(["mode=evaluate", f"model.name_or_path={food_model}", "task.top_k=2"]) == (
+        ["mode=evaluate", f"model.name_or_path={food_model}", "task.top_k=2"],
+        ["task=text_classification", "task.problem_type=null", "task.threshold=0.5", "task.max_length=null"],
+    )  # resolved up front: the recorded options, but the user's top_k
+    assert with_auto_task(["mode=evaluate", f"model.name_or_path={food_model},x"])[1] == ["task=auto"]  # a sweep: per job
+    assert with_auto_task(["mode=train", "model.name_or_path=x"]) == (["mode=train", "model.name_or_path=x"], [])
+    assert with_auto_task(["mode=predict", "task=ner", "model.name_or_path=x"])[1] == []
 
     plain = tmp_path / "plain"
     shutil.copytree(runs / "ner" / "model", plain)

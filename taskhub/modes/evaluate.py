@@ -19,6 +19,7 @@ from taskhub.engine.sharding import broadcast, gather_rows, is_main, my_rows
 from taskhub.errors import BadRowError, TaskhubError
 from taskhub.manager import call_hook, get_plugin_manager
 from taskhub.modes.trainer import encode, make_trainer, training_arguments
+from taskhub.progress import progress
 from taskhub.rundir import atomic_path
 
 if TYPE_CHECKING:
@@ -126,7 +127,8 @@ def _predictions(task: Task, split, run: RunConfig) -> list | None:
     each rank predicts its contiguous share of the rows."""
     start, stop = my_rows(None if split.streaming else len(split.dataset))
     mine = split.dataset if stop is None else split.dataset.select(range(start, stop))
-    return gather_rows(list(task.predict_iter(iter_rows(mine), source=split.path, first_row=start, **run.engine_options())))
+    predictions = task.predict_iter(iter_rows(mine), source=split.path, first_row=start, **run.engine_options())
+    return gather_rows(list(progress(predictions, None if stop is None else stop - start, f"evaluate {split.name}", run.progress)))
 
 
 def without_bad_rows(task: Task, split, errors: list[dict[str, Any]] | None, chunk: int = 256):

@@ -16,6 +16,7 @@ from taskhub.engine.sharding import gather, my_rows, world
 from taskhub.errors import RowFailure, TaskhubError
 from taskhub.outputs import finish_predictions, output_path
 from taskhub.resume import PARTIAL, PartialWriter, partial_path, predict_key, resumable_rows, start_partial
+from taskhub.progress import progress
 from taskhub.rundir import atomic_path, writing
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ def _predict_rows(task: Task, run: RunConfig, split, partial: Path, first: int, 
     out = PartialWriter(partial)
     try:
         with out:
-            for raw, prediction in _results(task, run, split, first, stop):
+            total = None if stop is None else stop - first + done
+            for raw, prediction in progress(_results(task, run, split, first, stop), total, "predict", run.progress, done):
                 if isinstance(prediction, RowFailure):
                     out.write({"error": {"row": prediction.row + 1, "input": raw, "reason": prediction.reason}})
                 else:

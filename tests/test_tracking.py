@@ -96,7 +96,6 @@ def test_predict_progress_bar_on_request_only(tracked, tmp_path):
     shown = run_cli(*common, "progress=true", f"hydra.run.dir={tmp_path / 'a'}").stderr
     assert "predict: 100%" in shown and "100/100" in shown and "rows/s" in shown
     assert "rows/s" not in run_cli(*common, f"hydra.run.dir={tmp_path / 'b'}").stderr  # stderr is not a terminal here
-    assert "rows/s" not in run_cli(*common, "progress=false", f"hydra.run.dir={tmp_path / 'c'}").stderr
 
 
 def test_optuna_search_runs_trials_and_tabulates_their_values(tiny, tmp_path):

@@ -88,11 +88,15 @@ def option(
     gt: float | None = None,
     le: float | None = None,
     choices: tuple[str, ...] | None = None,
+    accepts: str | None = None,
 ) -> Any:
     """A config field with its description (shown by ``taskhub --help``) and the values it
     accepts beyond its type: a range (``ge``/``gt``/``le``) or ``choices`` for a string.
-    Hydra checks the type; :func:`check_options` the rest, before any model loads."""
+    Hydra checks the type; :func:`check_options` the rest, before any model loads.
+    ``accepts`` describes the values of a field typed ``Any`` (Hydra cannot type a union)."""
     metadata = {"doc": doc, "bounds": Bounds(ge, gt, le) if (ge, gt, le) != (None, None, None) else None, "choices": choices}
+    if accepts:
+        metadata["accepts"] = accepts
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -136,7 +140,7 @@ def describe_options(config: Any, prefix: str = "") -> list[tuple[str, str, Any,
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         nullable = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
         metadata = _inherited_metadata(type(config), f)
-        accepted = "|".join(metadata["choices"]) if metadata.get("choices") else _type_name(args[0] if nullable else hint)
+        accepted = "|".join(metadata["choices"]) if metadata.get("choices") else metadata.get("accepts") or _type_name(args[0] if nullable else hint)
         if metadata.get("bounds") is not None:
             accepted += f" {metadata['bounds']}"
         rows.append((key, accepted + (", or null" if nullable else ""), value.value if isinstance(value, Enum) else value, metadata.get("doc", "")))
@@ -237,16 +241,17 @@ class SplitNames:
 
 
 #: What data.train / validation / test / predict accept, for --help.
+DATA_SOURCE = "str or list[str], or null"
 SOURCES = "a JSONL, CSV or Parquet file (optionally .gz/.bz2/.xz/.zst), a glob, a list of them, hf:// path or URL, or an imagefolder / audiofolder folder"
 
 
 @dataclass
 class DataConfig:
     # Any: a string or a list of them (OmegaConf has no unions); data.py checks the values.
-    train: Any = option(None, f"Training data: {SOURCES} (none set at all: the task's bundled demo data)")
-    validation: Any = option(None, "Validation data, evaluated after every epoch (same sources as data.train)")
-    test: Any = option(None, "Test data, evaluated after training and by mode=evaluate")
-    predict: Any = option(None, "Inputs of mode=predict")
+    train: Any = option(None, f"Training data: {SOURCES} (none set at all: the task's bundled demo data)", accepts=DATA_SOURCE)
+    validation: Any = option(None, "Validation data, evaluated after every epoch (same sources as data.train)", accepts=DATA_SOURCE)
+    test: Any = option(None, "Test data, evaluated after training and by mode=evaluate", accepts=DATA_SOURCE)
+    predict: Any = option(None, "Inputs of mode=predict", accepts=DATA_SOURCE)
     dataset: Optional[str] = option(None, "A dataset repository instead of files: a Hub id or a local folder (data files + README.md configs)")
     config: Optional[str] = option(None, "The dataset's config (subset) name, for data.dataset")
     revision: Optional[str] = option(None, "Hub revision (branch, tag or commit) of data.dataset")
@@ -315,7 +320,9 @@ class TrainConfig:
     )
     # Any: a name or a list of them (OmegaConf has no unions); taskhub.tracking checks them.
     report_to: Any = option(
-        "none", "Experiment trackers (tensorboard, mlflow, wandb, trackio, ... or a list): logs go to <run dir>/logs/ and are kept"
+        "none",
+        "Experiment trackers (tensorboard, mlflow, wandb, trackio, ... or a list): logs go to <run dir>/logs/ and are kept",
+        accepts="str or list[str]",
     )
     early_stopping_patience: Optional[int] = option(
         None, "Stop after this many evaluations without improving the task's main validation metric; the best model is kept", ge=1

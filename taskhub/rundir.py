@@ -28,7 +28,9 @@ from taskhub.errors import TaskhubError
 
 LOCK_FILE = ".taskhub.lock"
 #: Files whose presence tells which mode's outputs a run dir holds (besides metrics.json).
-MODE_OUTPUTS = {"model": "train", "checkpoints": "train", "predictions.jsonl": "predict", ".predictions.partial.jsonl": "predict"}
+#: Glob patterns: predictions in any format (predict.output) and the partial files of
+#: one process or of each rank.
+MODE_OUTPUTS = {"model": "train", "checkpoints": "train", "predictions.*": "predict", ".predictions.partial*.jsonl": "predict"}
 
 
 @dataclass
@@ -74,7 +76,7 @@ def outputs_mode(run_dir: Path) -> str | None:
         mode = None
     if mode:
         return mode
-    return next((mode for name, mode in MODE_OUTPUTS.items() if (run_dir / name).exists()), None)
+    return next((mode for pattern, mode in MODE_OUTPUTS.items() if any(run_dir.glob(pattern))), None)
 
 
 def acquire(run_dir: str | os.PathLike, mode: str) -> str:

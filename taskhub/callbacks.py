@@ -8,6 +8,7 @@ into the same dir with fewer jobs shows only its own rows.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -24,11 +25,16 @@ class ResultsTable(Callback):
     def __init__(self, sort_by: str | None = None) -> None:
         self.sort_by = sort_by
         self.job_started: float | None = None
+        self.jobs_bar = None  # jobs done, ETA: counted where the jobs run in this process
+        self.bar_pid: int | None = None
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
-        from taskhub.sweeps import start_sweep
+        from taskhub.progress import bar
+        from taskhub.sweeps import start_sweep, sweep_size
 
         start_sweep(config.hydra.sweep.dir)
+        self.jobs_bar = bar(sweep_size(config), "sweep", config.get("progress"), unit=" jobs")
+        self.bar_pid = os.getpid()
 
     def on_job_start(self, config, **kwargs: Any) -> None:
         self.job_started = time.perf_counter()  # a failed job's wall time (its record has none)
@@ -44,11 +50,15 @@ class ResultsTable(Callback):
             elapsed = time.perf_counter() - self.job_started if self.job_started is not None else None
             stamp_job(hydra_cfg.runtime.output_dir, hydra_cfg.sweep.dir, elapsed)
             write_table(hydra_cfg.sweep.dir, self.sort_by, plots=False)
+            if self.jobs_bar is not None and os.getpid() == self.bar_pid:  # parallel launchers: jobs elsewhere
+                self.jobs_bar.update(1)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         from taskhub.leaderboard import render_leaderboard
         from taskhub.sweeps import write_table
 
+        if self.jobs_bar is not None:
+            self.jobs_bar.close()
         sweep_dir = config.hydra.sweep.dir
         rows = write_table(sweep_dir, self.sort_by)
         last_sweep["rows"] = rows

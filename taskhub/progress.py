@@ -1,5 +1,5 @@
-"""Progress bars for long row-by-row jobs (predict, evaluation by prediction): rows done,
-rows/s and the time left, on stderr, from the main process only. ``progress=null`` shows
+"""Progress bars for long jobs (predict, evaluation by prediction: rows; sweeps: jobs):
+done, rate and the time left, on stderr, from the main process only. ``progress=null`` shows
 them when stderr is a terminal (not in logs and pipes), ``true`` always, ``false`` never."""
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ def shown(setting: bool | None) -> bool:
     return wanted and is_main()
 
 
-def progress(items: Iterable[T], total: int | None, desc: str, setting: bool | None, done: int = 0) -> Iterator[T]:
-    """``items``, counted on a bar of ``total`` rows (None: unknown, rate only) that starts at ``done``."""
+def bar(total: int | None, desc: str, setting: bool | None, unit: str = " rows", done: int = 0, items: Iterable[T] | None = None):
+    """A tqdm bar of ``total`` (None: unknown, rate only) starting at ``done``; hidden as
+    :func:`shown` says."""
     from tqdm import tqdm
 
-    with tqdm(items, total=total, initial=done, desc=desc, unit=" rows", file=sys.stderr, disable=not shown(setting), mininterval=0.5, dynamic_ncols=True) as bar:
-        yield from bar
+    return tqdm(items, total=total, initial=done, desc=desc, unit=unit, file=sys.stderr, disable=not shown(setting), mininterval=0.5, dynamic_ncols=True)
+
+
+def progress(items: Iterable[T], total: int | None, desc: str, setting: bool | None, done: int = 0) -> Iterator[T]:
+    """``items``, counted on a bar of ``total`` rows that starts at ``done``."""
+    with bar(total, desc, setting, done=done, items=items) as counted:
+        yield from counted

@@ -173,6 +173,26 @@ def _natural(text: str):
 SWEEP_MARK = ".taskhub-sweep.json"
 
 
+def sweep_size(config) -> int | None:
+    """How many jobs a multirun will run: the sweeper's trial budget (Optuna), else the
+    product of the swept values' counts (the basic sweeper); None when a value is a range
+    to sample from."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+    if trials:
+        return int(trials)
+    total = 1
+    try:
+        for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+            if override.is_sweep_override():
+                total *= len(list(override.sweep_string_iterator()))
+    except Exception:  # an interval or other value to sample from: no count
+        return None
+    return total
+
+
 def start_sweep(sweep_dir: str | os.PathLike) -> None:
     import uuid
 

@@ -28,7 +28,8 @@ def sweep_args(checkpoints: str) -> list[str]:
 def basic(two_checkpoints, tmp_path_factory) -> list[dict]:
     """The basic launcher's table, the reference for every other launcher."""
     sweep_dir = tmp_path_factory.mktemp("basic")
-    run_cli(*sweep_args(two_checkpoints), f"hydra.sweep.dir={sweep_dir}")
+    proc = run_cli(*sweep_args(two_checkpoints), "progress=true", f"hydra.sweep.dir={sweep_dir}")
+    assert "sweep: 100%" in proc.stderr and "2/2 [" in proc.stderr  # the bar of jobs done
     return results(sweep_dir)
 
 

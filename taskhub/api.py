@@ -25,12 +25,9 @@ def compose(overrides: Sequence[str] = (), **options: Any):
         check_options,
         keyword_overrides,
         normalize_overrides,
-        plugin_searchpath,
         register_configs,
-        searchpath_overrides,
-        task_presets,
     )
-    from taskhub.manager import get_registry
+    from taskhub.manager import get_registry, plugin_searchpath, searchpath_overrides, task_presets
     from taskhub.provenance import with_auto_task
     from taskhub.sweeps import expand_overrides, register_resolvers
 

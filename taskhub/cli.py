@@ -170,7 +170,8 @@ def _print_help(argv: list[str], registry) -> None:
     """
     from omegaconf import OmegaConf
 
-    from taskhub.config import RunConfig, plugin_searchpath, task_presets
+    from taskhub.config import RunConfig
+    from taskhub.manager import plugin_searchpath, task_presets
 
     conf = files("taskhub_conf")
     text = OmegaConf.load(str(conf / "hydra" / "help" / "taskhub.yaml"))
@@ -277,7 +278,8 @@ def _main() -> None:
     import hydra
 
     from taskhub.callbacks import last_sweep
-    from taskhub.config import normalize_overrides, plugin_searchpath, register_configs, searchpath_overrides, task_presets
+    from taskhub.config import normalize_overrides, register_configs
+    from taskhub.manager import plugin_searchpath, searchpath_overrides, task_presets
     from taskhub.provenance import with_auto_task
     from taskhub.search import direction_overrides
     from taskhub.sweeps import expand_overrides, register_resolvers

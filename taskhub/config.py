@@ -538,37 +538,3 @@ def _override_value(value: Any) -> str:
     # (or the closing quote), which it reads as escapes: double those.
     escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
     return f"'{escaped}'"
-
-
-def plugin_searchpath() -> list[str]:
-    """Config folders plugins contribute through ``taskhub_config_searchpath``."""
-    from taskhub.manager import call_hook
-
-    return [p for paths in call_hook("taskhub_config_searchpath") for p in paths]
-
-
-def searchpath_overrides(paths: list[str]) -> list[str]:
-    return [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
-
-
-def task_presets(paths: list[str]) -> set[str]:
-    """Names of YAML task presets (``task/<name>.yaml``) in taskhub's and plugins' config folders."""
-    import os
-    from importlib.resources import files
-
-    folders = [str(files("taskhub_conf"))]
-    for path in paths:
-        if path.startswith("pkg://"):
-            try:
-                folders.append(str(files(path[len("pkg://") :].replace("/", "."))))
-            except ModuleNotFoundError:
-                continue
-        else:
-            folders.append(path.removeprefix("file://"))
-    return {
-        name[: -len(".yaml")]
-        for folder in folders
-        if os.path.isdir(os.path.join(folder, "task"))
-        for name in os.listdir(os.path.join(folder, "task"))
-        if name.endswith(".yaml")
-    }

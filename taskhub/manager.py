@@ -125,3 +125,34 @@ def get_registry():
     from taskhub.registry import TaskRegistry
 
     return TaskRegistry.from_plugins(get_plugin_manager())
+
+
+def plugin_searchpath() -> list[str]:
+    """Config folders plugins contribute through ``taskhub_config_searchpath``."""
+    return [p for paths in call_hook("taskhub_config_searchpath") for p in paths]
+
+
+def searchpath_overrides(paths: list[str]) -> list[str]:
+    return [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
+
+
+def task_presets(paths: list[str]) -> set[str]:
+    """Names of YAML task presets (``task/<name>.yaml``) in taskhub's and plugins' config folders."""
+    from importlib.resources import files
+
+    folders = [str(files("taskhub_conf"))]
+    for path in paths:
+        if path.startswith("pkg://"):
+            try:
+                folders.append(str(files(path[len("pkg://") :].replace("/", "."))))
+            except ModuleNotFoundError:
+                continue
+        else:
+            folders.append(path.removeprefix("file://"))
+    return {
+        name[: -len(".yaml")]
+        for folder in folders
+        if os.path.isdir(os.path.join(folder, "task"))
+        for name in os.listdir(os.path.join(folder, "task"))
+        if name.endswith(".yaml")
+    }

@@ -305,7 +305,7 @@ class AudioTask:
         (wav2vec2, HuBERT, WavLM: ``conv_kernel`` / ``conv_stride``) needs one receptive
         field for its first frame (400 samples, 25 ms, for wav2vec2-base); a shorter clip
         crashes its forward pass."""
-        config = self.model.config
+        config = self.model_settings
         kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
         if not kernels or not strides:
             return 1

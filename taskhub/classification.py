@@ -174,7 +174,7 @@ def _multi_label_data(values: list) -> bool:
     lists = [i for i, v in enumerate(values) if isinstance(v, (list, tuple))]
     if not lists or len(lists) == sum(v is not None for v in values):
         return bool(lists)
-    singles = [i for i, v in enumerate(values) if v is not None and i not in set(lists)]
+    singles = [i for i, v in enumerate(values) if v is not None and not isinstance(v, (list, tuple))]
     odd, usual = (lists, "a single label") if len(lists) <= len(singles) else (singles, "a list of labels")
     raise RowError(
         odd[0],

@@ -14,6 +14,7 @@ from importlib.resources import files
 
 from taskhub.engine.sharding import Relayed, distributed, is_main, on_main
 from taskhub.errors import TaskhubError
+from taskhub.provenance import default_task
 
 #: TASKHUB_DEBUG=1: show tracebacks behind error messages.
 DEBUG = os.environ.get("TASKHUB_DEBUG", "") not in ("", "0")
@@ -28,7 +29,8 @@ def _task_function(cfg) -> None:
 
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
-    quiet_libraries()
+    if getattr(cfg.mode, "value", cfg.mode) not in ("report", "push"):  # they load no model or data
+        quiet_libraries()
     if not is_main():  # under torchrun: the main process says what the run does
         logging.getLogger("taskhub").setLevel(logging.WARNING)
     if hydra_cfg.mode != RunMode.MULTIRUN:
@@ -177,7 +179,7 @@ def _print_help(argv: list[str], registry) -> None:
     text = OmegaConf.load(str(conf / "hydra" / "help" / "taskhub.yaml"))
     overrides = [arg for arg in argv if not arg.startswith("-") and not arg.lstrip("+~").startswith("hydra.")]
     presets = task_presets(plugin_searchpath())
-    task_name = OmegaConf.load(str(conf / "config.yaml")).defaults[1]["task"]
+    task_name = default_task()
     plain = []
     for override in overrides:
         key, _, value = override.partition("=")
@@ -246,10 +248,8 @@ def _claim_run_dir(argv: list[str]) -> list[str]:
 
 def _task_name(argv: list[str]) -> str:
     """The task a command runs (the first of a sweep's), for settings that depend on it."""
-    from omegaconf import OmegaConf
-
     named = [arg.partition("=")[2].split(",")[0] for arg in argv if arg.partition("=")[0].lstrip("+~") == "task"]
-    return named[-1] if named else OmegaConf.load(str(files("taskhub_conf") / "config.yaml")).defaults[1]["task"]
+    return named[-1] if named else default_task()
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,9 +50,14 @@ class Split:
     path: str
     raw: datasets.Dataset | datasets.IterableDataset
     dataset: datasets.Dataset | datasets.IterableDataset
-    #: Content key of the source (file bytes, folder files, dataset id and revision),
-    #: for resuming a prediction and reusing encoded data.
-    key: str = ""
+    #: Computes the content key of the source (file bytes, folder files, dataset id and
+    #: revision): only a run that resumes a prediction or reuses encoded data pays for it.
+    content_key: Callable[[], str] = str
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The source's content key, for resuming a prediction and reusing encoded data."""
+        return self.content_key()
 
     @property
     def streaming(self) -> bool:
@@ -109,6 +114,23 @@ def iter_rows(dataset: datasets.Dataset | datasets.IterableDataset, batch_size: 
         yield from (dict(zip(names, values)) for values in zip(*(columns[n] for n in names)))
 
 
+def media_digest(task: Task, split: Split) -> str | None:
+    """Path, size and mtime of each media file a split names: a picture replaced in place
+    changes it (content keys of resumed predictions and reused evaluations)."""
+    columns = [c for c in task.path_columns if c in split.dataset.column_names]
+    if not columns:
+        return None
+    digest = hashlib.sha256()
+    for column in columns:
+        for value in split.dataset[column]:
+            if isinstance(value, dict) and value.get("bytes") is None:  # a {bytes, path} struct naming a file
+                value = value.get("path")
+            if isinstance(value, str) and os.path.isfile(value):
+                stat = os.stat(value)
+                digest.update(f"{value}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
 def column_names(dataset: datasets.Dataset | datasets.IterableDataset) -> list[str]:
     """Column names; a stream whose features are not known yet shows its first row's."""
     if dataset.column_names is not None:
@@ -149,8 +171,8 @@ def load_from_dataset(data: DataConfig, split: str, required: bool):
         else:
             rows = datasets.load_dataset(path, data.config, revision=data.revision, split=expression)
     where = f"{name} ({f'{data.config}, ' if data.config else ''}{expression})"
-    key = folder_key(path) if local else f"{name}@{data.revision or builder.hash}"
-    return where, rows, f"{key}:{data.config}:{expression}", os.path.abspath(path) if local else os.getcwd()
+    source = (lambda: folder_key(path)) if local else (lambda: f"{name}@{data.revision or builder.hash}")
+    return where, rows, lambda: f"{source()}:{data.config}:{expression}", os.path.abspath(path) if local else os.getcwd()
 
 
 def load_files(given: Any, key: str, modality: str, data: DataConfig, with_targets: bool):
@@ -164,7 +186,7 @@ def load_files(given: Any, key: str, modality: str, data: DataConfig, with_targe
     where = values[0] if len(values) == 1 else f"{key}=[{', '.join(values)}]"
     if len(values) == 1 and os.path.isdir(resolve_path(values[0])):
         folder = resolve_path(values[0])
-        return where, load_folder(folder, key, modality, data, with_targets), folder_key(folder), folder
+        return where, load_folder(folder, key, modality, data, with_targets), lambda: folder_key(folder), folder
     files = [f for value in values for f in matching_files(value, key, data.root)]
     builders = {file_format(f) for f in files}
     if len(builders) > 1:
@@ -175,9 +197,11 @@ def load_files(given: Any, key: str, modality: str, data: DataConfig, with_targe
             raise TaskhubError(f"{path}: the file is empty")
         if not path.endswith((".parquet", *COMPRESSIONS)):
             check_utf8(path)
-    from taskhub.sweeps import file_digest
+    def content() -> str:
+        from taskhub.sweeps import file_digest
 
-    content = hashlib.sha256("\0".join(file_digest(f) if f in local else f for f in files).encode()).hexdigest()
+        return hashlib.sha256("\0".join(file_digest(f) if f in local else f for f in files).encode()).hexdigest()
+
     builder = builders.pop()
     datasets.disable_progress_bars()
     try:

@@ -143,7 +143,7 @@ def paired_comparisons(rows: list[dict[str, Any]], baseline: str, resamples: int
     or model path) by a paired test on their ``samples.jsonl`` (:func:`taskhub.stats.paired_test`)."""
     from taskhub.errors import TaskhubError
     from taskhub.manager import get_registry
-    from taskhub.scoring import read_samples
+    from taskhub.scoring import main_statistic, read_samples
     from taskhub.stats import binary_column, paired_test
     from taskhub.task import score_columns
 
@@ -158,7 +158,7 @@ def paired_comparisons(rows: list[dict[str, Any]], baseline: str, resamples: int
             raise TaskhubError(f"report.baseline={baseline}: job {base['job']} has no samples.jsonl to compare on (evaluate.samples=false?)")
         base_samples = read_samples(base["samples"])
         reference = score_columns(base_samples)
-        statistic = lambda columns: task.aggregate_examples(columns)[task.main_metric]  # noqa: E731
+        statistic = main_statistic(task)
         for row in done:
             if row is base or row["task"] != base["task"] or "samples" not in row:
                 continue

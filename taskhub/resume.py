@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
+from taskhub.data import media_digest
 from taskhub.errors import TaskhubError
 from taskhub.rundir import writing
 
@@ -71,7 +72,7 @@ def predict_key(task: Task, run: RunConfig, split) -> dict[str, Any]:
     key = {
         "input": split.key,
         "model": model_key,
-        "media": None if split.streaming else _media_digest(task, split),
+        "media": None if split.streaming else media_digest(task, split),
         "rows": None if split.streaming else len(split.raw),
         "options": {
             "task": OmegaConf.to_container(OmegaConf.structured(run.task), enum_to_str=True),
@@ -81,22 +82,6 @@ def predict_key(task: Task, run: RunConfig, split) -> dict[str, Any]:
         },
     }
     return json.loads(json.dumps(key, sort_keys=True, default=str))
-
-
-def _media_digest(task: Task, split) -> str | None:
-    """Path, size and mtime of each media file the input names (a picture replaced in place)."""
-    columns = [c for c in task.path_columns if c in split.dataset.column_names]
-    if not columns:
-        return None
-    digest = hashlib.sha256()
-    for column in columns:
-        for value in split.dataset[column]:
-            if isinstance(value, dict) and value.get("bytes") is None:  # a {bytes, path} struct naming a file
-                value = value.get("path")
-            if isinstance(value, str) and os.path.isfile(value):
-                stat = os.stat(value)
-                digest.update(f"{value}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
 
 
 def partial_path(run_dir: Path, rank: int, size: int) -> Path:

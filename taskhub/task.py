@@ -93,6 +93,7 @@ class Task(abc.ABC):
         self.model_config = model if model is not None else ModelConfig()
         self.device_name = device
         self._model = None
+        self._settings = None  # the model config read without weights (model_settings)
         self._processor = None
         self._collator = None
 
@@ -137,13 +138,15 @@ class Task(abc.ABC):
 
     @property
     def model_settings(self):
-        """The model's ``transformers`` config: the loaded model's, else read from the
+        """The model's ``transformers`` config: the loaded model's, else read once from the
         checkpoint without loading weights (preprocessing needs sizes and limits only)."""
         if self._model is not None:
             return self._model.config
-        from taskhub.modeling import load_config
+        if self._settings is None:
+            from taskhub.modeling import load_config
 
-        return load_config(self)
+            self._settings = load_config(self)
+        return self._settings
 
     def model_init_kwargs(self, train_dataset: datasets.Dataset) -> dict[str, Any]:
         """Config values the training data determines (e.g. ``num_labels``, ``id2label``).
@@ -313,7 +316,9 @@ class Task(abc.ABC):
         elif type(inputs).__module__.startswith("pandas") and hasattr(inputs, "to_dict"):
             inputs = inputs.to_dict(orient="records")
         elif hasattr(inputs, "column_names") and hasattr(inputs, "iter"):  # datasets.Dataset / IterableDataset
-            inputs = (dict(zip(batch, row)) for batch in inputs.iter(batch_size=1024) for row in zip(*batch.values()))
+            from taskhub.data import iter_rows
+
+            inputs = iter_rows(inputs)
         yield from map(self._as_record, inputs)
 
     def _is_record(self, value: Any) -> bool:

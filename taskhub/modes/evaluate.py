@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from taskhub.config import RunConfig
-from taskhub.data import iter_rows, read_split
+from taskhub.data import iter_rows, media_digest, read_split
 from taskhub.engine.sharding import broadcast, gather_rows, is_main, my_rows
 from taskhub.errors import BadRowError, TaskhubError
 from taskhub.manager import call_hook, get_plugin_manager
@@ -185,24 +185,8 @@ def evaluation_key(cfg: DictConfig, task: Task, run: RunConfig) -> str | None:
         model_dir = model_source(task).name_or_path
     except TaskhubError:
         return None
-    settings["media"] = media_stamps(task, run)
+    settings["media"] = media_digest(task, read_split(task, run.data, "test", with_targets=False)) if task.path_columns else None
     return job_key(json.dumps(settings, sort_keys=True, default=str), model_dir, [resolve_path(data_file)])
-
-
-def media_stamps(task: Task, run: RunConfig) -> list[str]:
-    """Path, size and modification time of each file the test split points to (images,
-    audio): a file replaced in place must not be served a cached result."""
-    if not task.path_columns:
-        return []
-    split = read_split(task, run.data, "test", with_targets=False)
-    stamps = []
-    for column in task.path_columns:
-        if column in split.dataset.column_names:
-            for value in split.dataset[column]:
-                if isinstance(value, str) and os.path.isfile(value):
-                    stat = os.stat(value)
-                    stamps.append(f"{value}:{stat.st_size}:{stat.st_mtime_ns}")
-    return stamps
 
 
 def reusable_result(key: str | None, run_dir: Path, run: RunConfig) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,10 @@ def test_ctrl_c_during_training_is_one_line_with_how_to_resume(tmp_path):
     for line in proc.stdout:  # Hydra's console log: the runner says when training starts
         if "training text_classification" in line:
             break
+    for _ in range(600):  # and once the first epoch is saved, it is well inside the training loop
+        if list(run_dir.glob("checkpoints/checkpoint-*")) or proc.poll() is not None:
+            break
+        time.sleep(0.2)
     for _ in range(10):  # as a person would, again if a library held on to the first one
         proc.send_signal(signal.SIGINT)
         try:

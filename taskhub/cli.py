@@ -12,7 +12,7 @@ import sys
 import traceback
 from importlib.resources import files
 
-from taskhub.engine.sharding import Relayed, distributed, is_main, on_main
+from taskhub.engine.sharding import Relayed, distributed, is_main, on_main, shutdown
 from taskhub.errors import TaskhubError
 from taskhub.provenance import default_task
 
@@ -300,6 +300,7 @@ def _main() -> None:
         _fail(err)
     config_dir = str(files("taskhub_conf"))
     hydra.main(config_path=config_dir, config_name="config", version_base="1.3")(_task_function)()
+    shutdown()
     failed = last_sweep["failed"]
     if failed:
         print(f"taskhub: {failed} of {len(last_sweep['rows'])} job(s) failed (see the error column)", file=sys.stderr)

@@ -121,6 +121,21 @@ def barrier() -> None:
         dist.barrier(group=_coordination_group())
 
 
+def shutdown() -> None:
+    """Destroy the process groups at the end of a run that succeeded on every rank: left
+    to the interpreter's exit, gloo's worker threads can abort it (SIGABRT, "terminate
+    called without an active exception") after the work is done. Not after a failure: a
+    rank still inside a collective would wait on it forever."""
+    global _group
+    if not distributed():
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _group = None
+
+
 class Relayed(TaskhubError):
     """The main process's error, raised on the other ranks too: the main one reports it."""
 

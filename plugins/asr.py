@@ -50,6 +50,7 @@ class Asr(AudioTask, GenerationTask):
     name = "asr"
     config_cls = AsrConfig
     processor_class = "AutoProcessor"
+    pipeline_tag = "automatic-speech-recognition"
     target_columns = ("text",)
     prediction_fields = ("text",)
     text_field = "text"

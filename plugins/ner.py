@@ -97,6 +97,7 @@ class NamedEntityRecognition(Task):
     config_cls = NerConfig
     modality = "text"
     auto_model = "AutoModelForTokenClassification"
+    pipeline_tag = "token-classification"
     processor_class = "AutoTokenizer"
     input_columns = ()
     optional_columns = ("text", "tokens")
@@ -129,7 +130,7 @@ class NamedEntityRecognition(Task):
     def demo_inputs(self) -> dict[str, str]:
         return {"text": "text"}
 
-    def demo_labels(self) -> list[str]:
+    def label_names(self) -> list[str]:
         """The kinds of entity the model finds (``PER`` for ``B-PER`` and ``I-PER``)."""
         kinds = {split_tag(label)[1] for label in self.id2label.values()}
         return sorted(kinds - set(self.config.ignore_labels))

@@ -40,6 +40,7 @@ class QuestionAnswering(Task):
     config_cls = QAConfig
     modality = "text"
     auto_model = "AutoModelForQuestionAnswering"
+    pipeline_tag = "question-answering"
     processor_class = "AutoTokenizer"
     input_columns = ("question", "context")
     target_columns = ("answers",)

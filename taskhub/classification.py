@@ -69,7 +69,7 @@ class ClassificationTask(Task):
     def label2id(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.model.config.label2id.items()}
 
-    def demo_labels(self) -> list[str]:
+    def label_names(self) -> list[str]:
         """The model's labels, in id order."""
         return sorted(self.label2id, key=self.label2id.get)
 

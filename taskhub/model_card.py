@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,11 +16,8 @@ if TYPE_CHECKING:
     from taskhub.task import Task
 
 #: Hub pipeline tags where they differ from the task name with dashes.
-PIPELINE_TAGS = {"ner": "token-classification", "qa": "question-answering", "asr": "automatic-speech-recognition"}
-
-
 def pipeline_tag(task: Task) -> str:
-    return PIPELINE_TAGS.get(task.name, task.name.replace("_", "-"))
+    return task.pipeline_tag or task.name.replace("_", "-")
 
 
 def shown_path(path: str | None) -> str | None:
@@ -51,9 +47,7 @@ def render_model_card(task: Task, run: RunConfig, metrics: dict[str, Any], split
     from_scratch = source.from_scratch
     base = shown_path(named) if named else None
     adapter = run.model.peft.method != "none" and not run.model.peft.merge
-    labels = list((getattr(task.model.config, "id2label", None) or {}).values())
-    if all(re.fullmatch(r"LABEL_\d+", str(label)) for label in labels):  # a config's placeholders, not the task's labels
-        labels = []
+    labels = task.label_names()
     shown_labels = labels if len(labels) <= 50 else labels[:50] + [f"... ({len(labels)} in all)"]
     scores = {
         k: v for k, v in metrics.items()

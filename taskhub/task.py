@@ -17,6 +17,7 @@ import abc
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from taskhub.collate import padded_cost
 from taskhub.engine.batching import ROW_KEY, SIDE_PREFIX  # noqa: F401 - ROW_KEY: part of the plugin API here
 from taskhub.engine.streaming import stream
 from taskhub.config import ModelConfig, TaskConfig
@@ -65,6 +66,9 @@ class Task(abc.ABC):
     path_columns: ClassVar[tuple[str, ...]] = ()
     #: Fields :meth:`postprocess` adds to each record.
     prediction_fields: ClassVar[tuple[str, ...]] = ()
+    #: The Hub's name for what the task does (a model card's ``pipeline_tag``); None: the
+    #: task's name with dashes (``image_classification`` -> ``image-classification``).
+    pipeline_tag: ClassVar[str | None] = None
     #: Metric that summarises the task (model selection, sweep tables).
     main_metric: ClassVar[str] = "loss"
     #: Model used when ``model.name_or_path`` is unset (hub id, folder or ``pkg://``).
@@ -85,6 +89,12 @@ class Task(abc.ABC):
     #: accelerator (decoding images, audio); off for tokenizers, which postprocessing and
     #: generation also use and which are not safe across threads.
     overlap_preprocessing: ClassVar[bool] = False
+    #: Features that are batched with the model inputs (padded, moved to the device) but
+    #: are not arguments of the model: a mask over a row's choices, image sizes, targets
+    #: of a loss the model does not compute. :meth:`call_model` leaves them out of the
+    #: model call; it and :meth:`compute_loss` may use them. (:data:`SIDE_PREFIX` keys,
+    #: by contrast, never leave preprocessing: they are for postprocess.)
+    side_inputs: ClassVar[tuple[str, ...]] = ()
     #: The run's ``seed`` (the runner sets it), for randomness at predict time (e.g. sampling).
     seed: int = 42
 
@@ -192,12 +202,17 @@ class Task(abc.ABC):
         raise TaskhubError(f"task {self.name} cannot be trained or evaluated")
 
     def build_collator(self):
-        """Pads a list of :meth:`preprocess` rows into a batch of tensors."""
+        """Pads a list of :meth:`preprocess` rows into a batch of tensors: token sequences
+        with the tokenizer's padding, other arrays stacked, and features holding several
+        sequences per row (N choices) as ``(rows, N, length)`` with a ``choice_mask``
+        (:class:`~taskhub.collate.NestedPadding`)."""
         from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, default_data_collator
 
+        from taskhub.collate import NestedPadding
+
         if isinstance(self.processor, PreTrainedTokenizerBase):
-            return DataCollatorWithPadding(self.processor)
-        return default_data_collator
+            return NestedPadding(DataCollatorWithPadding(self.processor))
+        return NestedPadding(default_data_collator)
 
     @property
     def collator(self):
@@ -276,8 +291,28 @@ class Task(abc.ABC):
             return self._forward(inputs)
 
     def _forward(self, inputs: Mapping[str, Any]):
-        """The model call itself; generation tasks override this to call ``generate``."""
-        return self.model(**inputs)
+        """The inference call; generation tasks override this to call ``generate``."""
+        return self.call_model(self.model, inputs)
+
+    def call_model(self, model, inputs: Mapping[str, Any]):
+        """One forward pass over a padded batch, in training and at inference. Default: the
+        model on every feature but :attr:`side_inputs`. Override to use them, e.g. to mask
+        the logits of padded choices with ``inputs["choice_mask"]``."""
+        return model(**{k: v for k, v in inputs.items() if k not in self.side_inputs})
+
+    def compute_loss(self, outputs, inputs: Mapping[str, Any]):
+        """The training loss of a batch, from :meth:`call_model`'s outputs and the batch
+        (``labels``, side inputs). Default: the loss the model computes itself from
+        ``labels``. Override for a loss the model does not have (a contrastive loss, a
+        masked cross-entropy over choices); the core's Trainer calls it, no subclass needed."""
+        return outputs["loss"]
+
+    @property
+    def custom_loss(self) -> bool:
+        """Whether training must go through :meth:`call_model` / :meth:`compute_loss`
+        rather than the Trainer's own loss (which also handles label smoothing)."""
+        cls = type(self)
+        return bool(self.side_inputs) or cls.call_model is not Task.call_model or cls.compute_loss is not Task.compute_loss
 
     @abc.abstractmethod
     def postprocess(self, outputs, batch: dict[str, list], features: dict[str, list]) -> list[dict[str, Any]]:
@@ -420,13 +455,12 @@ class Task(abc.ABC):
         return None
 
     def feature_length(self, features: Mapping[str, list], index: int) -> int:
-        """What one feature costs to run, for length batching: the length of its first
-        model input (tokens, audio samples). Tasks whose inputs cost otherwise override it
-        (image_classification: pixels)."""
+        """What one feature costs to run, for length batching: the padded length of its
+        first model input (tokens, audio samples; choices x longest for several sequences).
+        Tasks whose inputs cost otherwise override it (image_classification: pixels)."""
         for key, values in features.items():
             if not key.startswith(SIDE_PREFIX):
-                value = values[index]
-                return len(value) if hasattr(value, "__len__") else 1
+                return padded_cost(values[index])
         return 1
 
     def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:
@@ -471,17 +505,20 @@ class Task(abc.ABC):
     # so a task describes its demo as plain data and never imports gradio.
 
     #: How the demo shows a prediction: ``"label"`` (label scores as bars), ``"spans"``
-    #: (character spans marked in an input text), ``"text"`` or ``"json"``. None: from
-    #: :attr:`prediction_fields` (``label`` + ``score``: label; ``start`` + ``end`` + ``score``:
-    #: spans; else json).
+    #: (character spans marked in an input text), ``"boxes"`` (labelled boxes drawn on the
+    #: input image), ``"masks"`` (labelled masks laid over it), ``"text"``, ``"vectors"``
+    #: (embeddings) or ``"json"``. None: from :attr:`prediction_fields` (``label`` +
+    #: ``score``: label; ``start`` + ``end`` + ``score``: spans; ``box``: boxes; ``mask``:
+    #: masks; ``embedding``: vectors; else json).
     demo_output: ClassVar[str | None] = None
     #: One plain-language sentence under the demo's title: what to enter and what comes
     #: back, for someone who has never heard of the task. None: the class docstring's first line.
     demo_description: ClassVar[str | None] = None
 
-    def demo_labels(self) -> list[str]:
-        """The names the model predicts, listed under the demo's title (and, for marked
-        spans, each given a colour in a legend). Default: none."""
+    def label_names(self) -> list[str]:
+        """The names the model predicts (classes, entity kinds), for the model card and the
+        demo (listed under its title; each marked span kind given a colour). Default: none,
+        for tasks whose outputs are not a label set (text, vectors, spans of an input)."""
         return []
 
     @property
@@ -494,12 +531,17 @@ class Task(abc.ABC):
             return "label"
         if {"start", "end", "score"} <= fields:
             return "spans"
+        for field, kind in (("box", "boxes"), ("mask", "masks"), ("embedding", "vectors")):
+            if field in fields:
+                return kind
         return "json"
 
     def demo_inputs(self) -> dict[str, str]:
-        """Input column -> its demo widget: ``"text"``, ``"image"`` or ``"audio"`` (upload or
-        microphone; both reach :meth:`predict` as file paths). Default: every input column,
-        as the task's modality."""
+        """Input column -> its demo widget: ``"text"``, ``"text_list"`` (comma-separated
+        values, e.g. candidate labels: a list reaches :meth:`predict`), ``"image"`` or
+        ``"audio"`` (upload or microphone; both reach :meth:`predict` as file paths). A
+        multimodal task names one per column (``{"image": "image", "text": "text"}``).
+        Default: every input column, as the task's modality."""
         kind = self.modality if self.modality in ("image", "audio") else "text"
         return dict.fromkeys(self.input_columns, kind)
 
@@ -518,7 +560,13 @@ class Task(abc.ABC):
         * ``spans``: ``(text, [(start, end, label), ...])``; by default the prediction's
           ``start`` / ``end`` (single values or lists, best first) index the last demo
           input (e.g. a question-answering context), labelled with their score;
+        * ``boxes``: ``(image, [((xmin, ymin, xmax, ymax), "label score"), ...])`` from a
+          prediction's ``box`` / ``label`` / ``score`` (single values or lists), over the
+          first image input;
+        * ``masks``: ``(image, [(mask, label), ...])`` from ``mask`` (a 2-D array or an
+          image file of the mask) / ``label``, over the first image input;
         * ``text``: the prediction fields' text, lists one item per paragraph;
+        * ``vectors``: the embedding's size and first values (a vector means little to read);
         * ``json``: the prediction as it is.
         """
         kind = self.demo_kind
@@ -533,6 +581,20 @@ class Task(abc.ABC):
             if not isinstance(starts, list):
                 starts, ends, scores = [starts], [ends], [scores]
             return text, [(start, end, f"{score:.0%}") for start, end, score in zip(starts, ends, scores)]
+        if kind in ("boxes", "masks"):
+            image = record[next(c for c, widget in self.demo_inputs().items() if widget == "image")]
+            field = "box" if kind == "boxes" else "mask"
+            found = prediction[field]
+            items = list(zip(found, prediction["label"], prediction.get("score", [None] * len(found)))) if isinstance(prediction["label"], list) else [
+                (found, prediction["label"], prediction.get("score"))
+            ]
+            if kind == "boxes":
+                return image, [((b["xmin"], b["ymin"], b["xmax"], b["ymax"]), label if score is None else f"{label} {score:.0%}") for b, label, score in items]
+            return image, [(mask, str(label)) for mask, label, _ in items]
+        if kind == "vectors":
+            (field,) = [f for f in self.prediction_fields if f == "embedding"] or self.prediction_fields[:1]
+            vector = prediction[field]
+            return {"dimensions": len(vector), "first values": [round(float(v), 4) for v in vector[:8]]}
         if kind == "text":
             values = [prediction[field] for field in self.prediction_fields]
             return "\n\n".join(str(v) for value in values for v in (value if isinstance(value, list) else [value]))

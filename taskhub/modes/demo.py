@@ -3,7 +3,7 @@
 The app is generic: each task describes its form and output as plain data
 (:meth:`~taskhub.task.Task.demo_inputs`, :attr:`~taskhub.task.Task.demo_kind`,
 :meth:`~taskhub.task.Task.demo_view`, :attr:`~taskhub.task.Task.demo_description`,
-:meth:`~taskhub.task.Task.demo_labels`), and every submission goes through the same
+:meth:`~taskhub.task.Task.label_names`), and every submission goes through the same
 ``task.predict`` as ``mode=predict`` and the Python API, so the demo shows exactly
 what they return. From Python::
 
@@ -48,8 +48,13 @@ LABEL_BARS = 5
 #: Labels listed under the title at most (an ImageNet model has 1,000).
 LISTED_LABELS = 30
 #: What the app asks for when a submission leaves a widget empty.
-EMPTY_INPUT = {"text": "Please enter some text", "image": "Please upload an image", "audio": "Please upload or record audio"}
-#: Colours of marked span labels, in the order of :meth:`~taskhub.task.Task.demo_labels` (Gradio's palette).
+EMPTY_INPUT = {
+    "text": "Please enter some text",
+    "text_list": "Please enter one or more values, separated by commas",
+    "image": "Please upload an image",
+    "audio": "Please upload or record audio",
+}
+#: Colours of marked span labels, in the order of :meth:`~taskhub.task.Task.label_names` (Gradio's palette).
 SPAN_COLOURS = ("red", "green", "blue", "yellow", "purple", "teal", "orange", "cyan", "lime", "pink")
 #: Gradio's first port when ``demo.port`` is unset, and how many after it it tries.
 FIRST_PORT, PORTS_TRIED = 7860, 100
@@ -121,11 +126,11 @@ def build_app(task: Task, examples: Sequence[Mapping[str, Any]] = (), **engine: 
     """
     gr = import_gradio()
     columns = task.demo_inputs()
-    labels = task.demo_labels()
+    labels = task.label_names()
     predictor = with_label_bars(task)
 
     def answer(*values):
-        record = dict(zip(columns, values))
+        record = {column: widget_value(widget, value) for (column, widget), value in zip(columns.items(), values)}
         empty = empty_input(columns, record)
         if empty:
             raise gr.Error(empty)
@@ -146,7 +151,7 @@ def build_app(task: Task, examples: Sequence[Mapping[str, Any]] = (), **engine: 
                 with gr.Accordion("Prediction fields", open=False, visible=task.demo_kind != "json"):
                     raw = gr.JSON(show_label=False, elem_id=PREDICTION_ID)
         if examples:
-            rows = [[example[c] for c in columns] for example in examples]
+            rows = [[", ".join(map(str, example[c])) if widget == "text_list" else example[c] for c, widget in columns.items()] for example in examples]
             gr.Examples(rows, inputs=inputs, outputs=[output, raw], fn=answer, run_on_click=True, cache_examples=False)
         submit.click(answer, inputs, [output, raw], api_name="predict")
     return app
@@ -215,7 +220,7 @@ def empty_input(columns: Mapping[str, str], record: Mapping[str, Any]) -> str | 
     submission before :meth:`~taskhub.task.Task.predict`, for every widget kind."""
     for column, widget in columns.items():
         value = record[column]
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not value.strip()) or value == []:
             return EMPTY_INPUT[widget] + (f" ({column})" if len(columns) > 1 else "")
     return None
 
@@ -259,11 +264,21 @@ def input_widget(gr, column: str, widget: str):
     common = {"label": column, "elem_id": INPUT_ID.format(column=column)}
     if widget == "text":
         return gr.Textbox(lines=3, max_lines=20, **common)
+    if widget == "text_list":
+        return gr.Textbox(lines=1, placeholder="values separated by commas", **common)
     if widget == "image":
         return explain_unreadable(gr, gr.Image(type="filepath", height=320, elem_classes="taskhub-image", **common), "image")
     if widget == "audio":
         return explain_unreadable(gr, gr.Audio(type="filepath", sources=["upload", "microphone"], **common), "audio")
-    raise ValueError(f"unknown demo input widget {widget!r} for column {column!r} (text, image or audio)")
+    raise ValueError(f"unknown demo input widget {widget!r} for column {column!r} (text, text_list, image or audio)")
+
+
+def widget_value(widget: str, value: Any) -> Any:
+    """A widget's value as :meth:`~taskhub.task.Task.predict` takes it: a text list's
+    comma-separated values as a list (an example row's list stays one)."""
+    if widget == "text_list" and isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def explain_unreadable(gr, widget, what: str):
@@ -294,9 +309,11 @@ def output_widget(gr, kind: str, labels: Sequence[str]):
         return gr.HighlightedText(show_legend=bool(labels), color_map=colours or None, **common)
     if kind == "text":
         return gr.Textbox(lines=4, interactive=False, **common)
-    if kind == "json":
+    if kind in ("boxes", "masks"):
+        return gr.AnnotatedImage(show_legend=True, **common)
+    if kind in ("json", "vectors"):
         return gr.JSON(**common)
-    raise ValueError(f"unknown demo output kind {kind!r} (label, spans, text or json)")
+    raise ValueError(f"unknown demo output kind {kind!r} (label, spans, boxes, masks, text, vectors or json)")
 
 
 def shown(kind: str, view: Any) -> Any:

@@ -114,6 +114,8 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
         # **kwargs but average their own loss (BERT classifiers) then report, and step
         # with, twice the loss on 2 processes (transformers 5.25).
         "average_tokens_across_devices": False,
+        # Side inputs are not arguments of the model's forward: the Trainer would drop them.
+        **({"remove_unused_columns": False} if task.side_inputs else {}),
         **task.training_defaults,
         **(early_stopping_arguments(task) if training and run.train.early_stopping_patience else {}),
         **run.train.set_values(),
@@ -145,6 +147,8 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
     from taskhub.modeling import transformers_attr
 
     trainer_cls = transformers_attr(task.trainer_class)
+    if task.custom_loss:
+        trainer_cls = with_task_loss(trainer_cls, task)
     return trainer_cls(
         model=task.model,
         args=args,
@@ -155,3 +159,22 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
         compute_metrics=task.compute_metrics,
         callbacks=list(callbacks),
     )
+
+
+def with_task_loss(trainer_cls, task: Task):
+    """``trainer_cls`` computing its loss through the task (:meth:`~taskhub.Task.call_model`,
+    :meth:`~taskhub.Task.compute_loss`), in training and evaluation alike: what a plugin
+    would otherwise subclass the Trainer for."""
+
+    class TaskLossTrainer(trainer_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.can_return_loss = True  # evaluation asks compute_loss even for a task without labels
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = task.call_model(model, inputs)
+            loss = task.compute_loss(outputs, inputs)
+            return (loss, outputs) if return_outputs else loss
+
+    TaskLossTrainer.__qualname__ = TaskLossTrainer.__name__ = f"{type(task).__name__}{trainer_cls.__name__}"
+    return TaskLossTrainer

@@ -1,0 +1,70 @@
+"""Padding features into batches, for every shape a task's preprocess makes.
+
+Most tasks make one token sequence per feature and transformers' own collators pad it.
+Some make several per feature: a question with N answer choices (N varying per row), a
+premise against N hypotheses. :class:`NestedPadding` batches those as ``(batch, N, length)``
+tensors, padding the choices a row lacks with a filler and saying which are real in a
+``choice_mask`` side input, so a plugin writes no collator of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+#: Side input :class:`NestedPadding` adds: True for a row's real choices, False for fillers.
+CHOICE_MASK = "choice_mask"
+
+
+def is_nested(value: Any) -> bool:
+    """A feature value holding several sequences (a list of lists or arrays), not one."""
+    return isinstance(value, (list, tuple)) and bool(value) and (isinstance(value[0], (list, tuple)) or getattr(value[0], "ndim", 0) >= 1)
+
+
+def padded_cost(value: Any) -> int:
+    """Positions a feature takes once padded: its length, or for several sequences their
+    count times the longest (what length batching should weigh, not the count alone)."""
+    if is_nested(value):
+        return len(value) * max((len(v) for v in value), default=0)
+    return len(value) if hasattr(value, "__len__") else 1
+
+
+class NestedPadding:
+    """A collator for features where some keys hold several sequences per row.
+
+    The nested keys of every row are flattened into one list of ordinary features,
+    padded by ``flat`` (the task's usual collator, e.g. the tokenizer's padding), and
+    reshaped to ``(rows, most choices, length)``; rows with fewer choices get copies of
+    their first choice as fillers, marked False in :data:`CHOICE_MASK`. The other keys
+    (labels, side inputs of one value per row) are stacked by transformers'
+    ``default_data_collator``.
+    """
+
+    def __init__(self, flat: Callable[[list[dict[str, Any]]], Mapping[str, Any]], nested_keys: Sequence[str] | None = None):
+        self.flat = flat
+        self.nested_keys = tuple(nested_keys) if nested_keys is not None else None
+
+    def __call__(self, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        nested = self.nested_keys if self.nested_keys is not None else tuple(k for k, v in rows[0].items() if is_nested(v))
+        if not nested:
+            return dict(self.flat([dict(row) for row in rows]))
+        counts = [len(row[nested[0]]) for row in rows]
+        for row in rows:
+            if any(len(row[key]) != len(row[nested[0]]) for key in nested):
+                raise ValueError(f"features {', '.join(nested)} have different numbers of choices in one row")
+        most = max(counts)
+        flattened = [
+            {key: row[key][choice if choice < count else 0] for key in nested}
+            for row, count in zip(rows, counts)
+            for choice in range(most)
+        ]
+        batch = {key: value.view(len(rows), most, *value.shape[1:]) for key, value in self.flat(flattened).items()}
+        rest = [{k: v for k, v in row.items() if k not in nested} for row in rows]
+        if rest[0]:
+            from transformers import default_data_collator
+
+            batch.update(default_data_collator(rest))
+        batch[CHOICE_MASK] = torch.tensor([[choice < count for choice in range(most)] for count in counts])
+        return batch

@@ -10,6 +10,31 @@ from typing import Any
 from taskhub.errors import TaskhubError
 
 
+def prepare_overrides(overrides: Sequence[str], registry) -> tuple[list[str], list[str]]:
+    """What every run's overrides go through before Hydra sees them, the CLI's and
+    :func:`compose`'s alike: task names checked (one line listing the known ones), the
+    task configs and resolvers registered, swept values expanded, ``task=auto`` resolved.
+    Returns (the user's overrides, normalised; the ones added: the resolved task, the
+    plugins' config search path)."""
+    from taskhub.config import AUTO_TASK, normalize_overrides, register_configs
+    from taskhub.manager import plugin_searchpath, searchpath_overrides, task_presets
+    from taskhub.provenance import with_auto_task
+    from taskhub.sweeps import expand_overrides, register_resolvers
+
+    searchpath = plugin_searchpath()
+    presets = task_presets(searchpath)
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "task" and value:
+            for name in value.split(","):
+                if name not in registry and name not in presets and name != AUTO_TASK:
+                    raise TaskhubError(registry.unknown_task_message(name))
+    register_configs(registry)
+    register_resolvers()
+    kept, resolved = with_auto_task(expand_overrides(list(overrides)))
+    return normalize_overrides(kept, registry), [*normalize_overrides(resolved, registry), *searchpath_overrides(searchpath)]
+
+
 def compose(overrides: Sequence[str] = (), **options: Any):
     """The run config the CLI would build from these overrides (Hydra compose API);
     ``options`` as keywords, like :func:`run`'s."""
@@ -19,29 +44,12 @@ def compose(overrides: Sequence[str] = (), **options: Any):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import (
-        AUTO_TASK,
-        CONFIG_MODULE,
-        check_options,
-        keyword_overrides,
-        normalize_overrides,
-        register_configs,
-    )
-    from taskhub.manager import get_registry, plugin_searchpath, searchpath_overrides, task_presets
-    from taskhub.provenance import with_auto_task
-    from taskhub.sweeps import expand_overrides, register_resolvers
+    from taskhub.config import CONFIG_MODULE, check_options, keyword_overrides
+    from taskhub.manager import get_registry
 
     registry = get_registry()
-    searchpath = plugin_searchpath()
-    kept, resolved = with_auto_task(expand_overrides([*overrides, *keyword_overrides(options)]))
-    overrides = [*kept, *resolved]
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.lstrip("+~") == "task" and value not in registry and value not in task_presets(searchpath) and value != AUTO_TASK:
-            raise TaskhubError(registry.unknown_task_message(value))
-    register_configs(registry)
-    register_resolvers()
-    overrides = normalize_overrides(overrides, registry) + searchpath_overrides(searchpath)
+    user, added = prepare_overrides([*overrides, *keyword_overrides(options)], registry)
+    overrides = [*user, *added]
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             cfg = hydra_compose("config", overrides=overrides)

@@ -116,18 +116,6 @@ def _fail(error: str | TaskhubError) -> None:
     sys.exit(2)
 
 
-def _check_task_names(argv: list[str], registry, presets: set[str]) -> None:
-    """Unknown task names get one line listing the known ones (before Hydra's longer message)."""
-    from taskhub.config import AUTO_TASK
-
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+~") == "task" and value:
-            for name in value.split(","):
-                if name not in registry and name not in presets and name != AUTO_TASK:
-                    _fail(registry.unknown_task_message(name))
-
-
 def _check_overrides(argv: list[str]) -> None:
     """A plain run's overrides are composed once up front, so a bad key or value is one
     line with a suggestion (Hydra's own report spans several lines and a stack-trace hint).
@@ -277,22 +265,14 @@ def _main() -> None:
 
     import hydra
 
+    from taskhub.api import prepare_overrides
     from taskhub.callbacks import last_sweep
-    from taskhub.config import normalize_overrides, register_configs
-    from taskhub.manager import plugin_searchpath, searchpath_overrides, task_presets
-    from taskhub.provenance import with_auto_task
     from taskhub.search import direction_overrides
-    from taskhub.sweeps import expand_overrides, register_resolvers
     try:
-        searchpath = plugin_searchpath()
-        _check_task_names(sys.argv[1:], registry, task_presets(searchpath))
+        argv, added = prepare_overrides(sys.argv[1:], registry)
         _check_overrides(sys.argv[1:])
-        register_configs(registry)
-        register_resolvers()
-        argv, resolved = with_auto_task(expand_overrides(sys.argv[1:]))
-        search = direction_overrides(argv + resolved, lambda: registry.get(_task_name(argv + resolved)).task_cls.main_metric)
-        added = [*normalize_overrides(resolved, registry), *searchpath_overrides(searchpath), *search]
-        sys.argv[1:] = _with_overrides(normalize_overrides(argv, registry), added)
+        search = direction_overrides(argv + added, lambda: registry.get(_task_name(argv + added)).task_cls.main_metric)
+        sys.argv[1:] = _with_overrides(argv, [*added, *search])
         if distributed() and any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
             raise TaskhubError("sweeps (-m) do not run under torchrun / accelerate launch: launch one per job")
         sys.argv[1:] = _claim_run_dir(sys.argv[1:])

@@ -100,10 +100,12 @@ class CountsCutTexts:
     """Mixin of text tasks that cut texts longer than a token limit (put it before the
     task base class). Cutting changes the output, so it is never silent: ``preprocess``
     tells :meth:`note_cut` which rows it cut, and each predict call (or
-    :func:`reporting_cuts` block) ends with one warning per file counting them. A row
-    preprocessed twice (set aside and retried, evaluated again) counts once."""
+    :func:`reporting_cuts` block) ends with one warning per file counting them. Only a
+    batch preprocessed successfully is counted (a chunk that failed on a bad row and is
+    retried without it counts once), and only as two numbers: memory does not grow with
+    the input."""
 
-    #: While a report is open: (file, what, limit) -> (row numbers cut, row numbers seen).
+    #: While a report is open: (file, what, limit) -> [rows cut, rows seen].
     _cut_tally: dict | None = None
     #: During :meth:`run_preprocess`: what ``preprocess`` cut, per :meth:`note_cut` call.
     _cut_in_batch: list | None = None
@@ -121,11 +123,14 @@ class CountsCutTexts:
             features = super().run_preprocess(batch, source, row_numbers, with_targets=with_targets)
         finally:
             self._cut_in_batch = None
+        cut_here: dict[tuple, set] = {}  # a batch may note one limit several times (pairs, then singles)
+        for indices, what, limit in notes:
+            cut_here.setdefault((source, what, limit), set()).update(indices)
         with reporting_cuts(self) as tally:  # outside a predict call: this batch's own report
-            for indices, what, limit in notes:
-                cut, seen = tally.setdefault((source, what, limit), (set(), set()))
-                cut.update(row_numbers[i] for i in indices)
-                seen.update(row_numbers)
+            for key, indices in cut_here.items():
+                counts = tally.setdefault(key, [0, 0])
+                counts[0] += len(indices)
+                counts[1] += len(row_numbers)
         return features
 
     def predict_iter(self, records, *args, **kwargs):
@@ -148,4 +153,4 @@ def reporting_cuts(task):
         task._cut_tally = None
     for (source, what, limit), (cut, seen) in tally.items():
         if cut:
-            log.warning("%s: %d of %d %s were longer than %s and were cut", source, len(cut), len(seen), what, limit)
+            log.warning("%s: %d of %d %s were longer than %s and were cut", source, cut, seen, what, limit)

@@ -119,51 +119,57 @@ class ClassificationTask(Task):
         return [{"label": [id2label[j] for j in i], "score": s} for s, i in zip(scores, ids)]
 
     # ---------------------------------------------------------- metrics
-    def compute_metrics(self, eval_pred) -> dict[str, float]:
+    def decisions(self, eval_pred):
+        """(predicted, true) from the Trainer's logits and label ids: label ids, or 0/1 label
+        sets (multi-label, at ``task.threshold``); one place for metrics and per-row scores."""
         import numpy as np
+
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        if self.multi_label:
+            return (1 / (1 + np.exp(-logits)) >= self.config.threshold).astype(int), (eval_pred.label_ids >= 0.5).astype(int)
+        return logits.argmax(axis=-1), eval_pred.label_ids
+
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
         from sklearn.metrics import accuracy_score, f1_score
 
-        logits, labels = eval_pred.predictions, eval_pred.label_ids
-        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted, labels = self.decisions(eval_pred)
         if self.multi_label:
-            predicted = (1 / (1 + np.exp(-logits)) >= self.config.threshold).astype(int)
-            labels = labels.astype(int)
             return {
                 "subset_accuracy": accuracy_score(labels, predicted),
                 "f1_micro": f1_score(labels, predicted, average="micro", zero_division=0),
                 "f1_macro": f1_score(labels, predicted, average="macro", zero_division=0),
             }
-        predicted = logits.argmax(axis=-1)
         return {
             "accuracy": accuracy_score(labels, predicted),
             "f1_macro": f1_score(labels, predicted, average="macro", labels=sorted(set(self.label2id.values())), zero_division=0),
         }
-
 
     def score_examples(self, predictions, references=None) -> list[dict[str, Any]]:
         """Per row from the Trainer's logits: ``accuracy`` (multi-label: ``subset_accuracy``),
         1 when the prediction is right; their mean is the reported metric."""
         import numpy as np
 
-        logits, labels = predictions.predictions, predictions.label_ids
-        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted, labels = self.decisions(predictions)
         id2label = self.model.config.id2label
         if self.multi_label:
-            predicted = 1 / (1 + np.exp(-logits)) >= self.config.threshold
             names = lambda row: [id2label[int(i)] for i in np.flatnonzero(row)]  # noqa: E731
             return [
                 {"prediction": names(p), "reference": names(t), "scores": {"subset_accuracy": float((p == t).all())}}
-                for p, t in zip(predicted, labels >= 0.5)
+                for p, t in zip(predicted, labels)
             ]
-        predicted = logits.argmax(axis=-1)
         return [
             {"prediction": id2label[int(p)], "reference": id2label[int(t)], "scores": {"accuracy": float(p == t)}}
             for p, t in zip(predicted, labels)
         ]
 
     def metric_inputs(self, samples: list[dict[str, Any]]) -> tuple[list, list]:
-        """Label ids, as the `evaluate` library's classification metrics take them."""
+        """Label ids, as the `evaluate` library's classification metrics take them; 0/1
+        label sets (its ``multilabel`` configurations) for a multi-label model."""
         label2id = self.label2id
+        if self.multi_label:
+            ordered = sorted(label2id, key=label2id.get)
+            hot = lambda names: [int(name in names) for name in ordered]  # noqa: E731
+            return [hot(s["prediction"]) for s in samples], [hot(s["reference"]) for s in samples]
         return [label2id[s["prediction"]] for s in samples], [label2id[s["reference"]] for s in samples]
 
 

@@ -42,3 +42,12 @@ def test_multi_label_training_predicts_label_sets(tmp_path):
     assert sorted(predicted[0]["label"]) == ["blue", "dog"]
     assert predicted[1]["label"] == ["red"]
     assert all(s >= 0.5 for p in predicted for s in p["score"])
+    # the `evaluate` library's multilabel metrics take 0/1 label sets in the model's label order
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    samples = [{"prediction": ["blue", "dog"], "reference": ["dog"]}, {"prediction": [], "reference": ["red", "cat"]}]
+    ordered = sorted(task.label2id, key=task.label2id.get)
+    binarize = MultiLabelBinarizer(classes=ordered).fit([ordered])
+    predictions, references = task.metric_inputs(samples)
+    assert predictions == binarize.transform([s["prediction"] for s in samples]).tolist()
+    assert references == binarize.transform([s["reference"] for s in samples]).tolist()

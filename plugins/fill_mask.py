@@ -9,8 +9,10 @@ Training is masked-language-model fine-tuning on plain text: the texts of each
 encoding batch are tokenized, concatenated and cut into blocks of at most
 ``block_size`` tokens, and ``DataCollatorForLanguageModeling`` masks
 ``mlm_probability`` of their tokens afresh for every training batch. Evaluation
-reports perplexity (exp of the masked-token loss) with the masks drawn from a fixed
-seed, so the same model on the same data always scores the same.
+reports perplexity, exp of the masked tokens' mean negative log-likelihood (all of it
+over all of them), with the masks drawn from a fixed seed, so the same model on the same
+data always scores the same and two models are scored on the same masked tokens. Its
+examples (``samples.jsonl``, the bootstrap interval, paired tests) are the blocks.
 """
 
 from __future__ import annotations
@@ -147,6 +149,76 @@ class FillMask(Task):
         except OverflowError:
             return {f"{prefix}_perplexity": math.inf}
 
+    # ------------------------------------------------------------- evaluation
+    def preprocess_logits_for_metrics(self, logits, labels):
+        """Each evaluation batch's logits -> (negative log-likelihood of each masked token,
+        the model's best token at each position): N x L numbers kept over the split, not
+        N x L x vocabulary."""
+        from taskhub.scoring import token_nll
+
+        return token_nll(logits, labels, best=True)
+
+    def score_examples(self, predictions, references) -> list[dict[str, Any]]:
+        """Per block of text (the unit evaluation masks and scores; blocks hold the text of
+        one or several rows, ``rows``): ``nll`` (sum) and ``tokens`` (count) of its masked
+        tokens, the sums behind the corpus perplexity, and its own perplexity to read. The
+        input is the block with its masked positions shown as the mask token (the masks are
+        drawn from a fixed seed: the same for every model scored on the same data), the
+        reference the tokens behind them, the prediction the model's best token for each."""
+        from taskhub.scoring import nll_stats, perplexity_scores, shown
+
+        nll, top = predictions.predictions
+        blocks, spans = self._evaluation_blocks(references)
+        if len(blocks) != len(nll):
+            log.warning("fill_mask: %d blocks evaluated, %d cut again from the rows: samples show no text", len(nll), len(blocks))
+            blocks, spans = [None] * len(nll), [None] * len(nll)
+        tokenizer = self.processor
+        mask_id = tokenizer.mask_token_id
+        examples = []
+        for i, (row_nll, row_top, labels, ids, span) in enumerate(zip(nll, top, predictions.label_ids, blocks, spans)):
+            stats = nll_stats(row_nll)
+            positions = stats["positions"]
+            text = None
+            if ids is not None:
+                masked = list(ids)
+                for position in positions:
+                    masked[position] = mask_id
+                text = shown(tokenizer.decode(masked))
+            examples.append(
+                {
+                    "block": i + 1,
+                    "rows": list(span) if span else None,
+                    "input": {"text": text},
+                    "reference": tokenizer.convert_ids_to_tokens([int(labels[p]) for p in positions]),
+                    "prediction": tokenizer.convert_ids_to_tokens([int(row_top[p]) for p in positions]),
+                }
+                | perplexity_scores(stats["nll"], stats["tokens"])
+            )
+        return examples
+
+    def _evaluation_blocks(self, references) -> tuple[list[list[int]], list[tuple[int, int]]]:
+        """The token ids of each evaluation block and its first and last input row (1-based):
+        the blocks cut again from the rows, batch by batch as the split was encoded."""
+        from taskhub.modes.trainer import ENCODE_BATCH_ROWS
+        from taskhub.scoring import block_rows
+
+        blocks, spans, offset = [], [], 0
+        for columns in references.iter(batch_size=ENCODE_BATCH_ROWS):
+            texts = columns["text"]
+            cut = self._blocks(texts)["input_ids"]
+            lengths = [len(ids) for ids in self.processor(texts, verbose=False)["input_ids"]]
+            blocks += cut
+            spans += [(offset + a + 1, offset + b + 1) for a, b in block_rows(lengths, [len(b) for b in cut])]
+            offset += len(texts)
+        return blocks, spans
+
+    def aggregate_examples(self, columns) -> dict[str, float]:
+        """Corpus perplexity: exp(all the masked tokens' negative log-likelihood / their
+        number), not a mean of the blocks' perplexities."""
+        from taskhub.scoring import perplexity_metrics
+
+        return perplexity_metrics(columns)
+
     # ------------------------------------------------------------- prediction
     def target_ids(self) -> list[int] | None:
         """Vocabulary ids of ``targets`` (deduplicated), resolved as the pipeline does."""
@@ -248,6 +320,7 @@ def _classes() -> dict[str, type]:
     must not import transformers."""
     if _CLASSES:
         return _CLASSES
+    import contextlib
     import dataclasses
 
     from transformers import DataCollatorForLanguageModeling, Trainer
@@ -270,15 +343,26 @@ def _classes() -> dict[str, type]:
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            # Perplexity needs only the loss: never gather vocabulary-sized logits.
+            # Perplexity needs only the loss: Trainer.evaluate gathers no logits. Per-block
+            # scores (Trainer.predict) get them reduced per batch (preprocess_logits_for_metrics).
             self.compute_metrics = None
 
         def get_eval_dataloader(self, eval_dataset=None):
+            with self._seeded_masks():
+                return super().get_eval_dataloader(eval_dataset)
+
+        def get_test_dataloader(self, test_dataset):
+            # Trainer.predict (mode=evaluate with per-block scores) reads through this one.
+            with self._seeded_masks():
+                return super().get_test_dataloader(test_dataset)
+
+        @contextlib.contextmanager
+        def _seeded_masks(self):
             collator = self.data_collator
             if isinstance(collator, DataCollatorForLanguageModeling):
                 self.data_collator = dataclasses.replace(collator, seed=EVAL_MASK_SEED)
             try:
-                return super().get_eval_dataloader(eval_dataset)
+                yield
             finally:
                 self.data_collator = collator
 

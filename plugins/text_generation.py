@@ -11,7 +11,9 @@ Training is causal-LM training on ``text``: each text gets the end-of-sequence t
 then the texts of each encoding batch are concatenated and cut into near-equal blocks of
 at most ``block_size`` tokens (``packing=true``, nothing dropped), or each text is one
 example truncated to ``block_size`` tokens and padded (``packing=false``). Evaluation
-reports perplexity (exp of the loss on the held-out text).
+reports perplexity on the held-out text: exp of the mean negative log-likelihood of its
+predicted tokens (all of it over all of them). Its examples (``samples.jsonl``, the
+bootstrap interval, paired tests) are the blocks, or the rows with ``packing=false``.
 
 With no model named, a small GPT-2 is trained from scratch with a byte-level BPE
 tokenizer learned from the training split (the demo data is the cooking corpus of
@@ -22,6 +24,7 @@ continuations of the first words of a few held-out texts are printed at the end.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -29,6 +32,8 @@ from typing import Any, Optional
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.generation import GenerationTask, GenerationTaskConfig
 from taskhub.text import check_texts, max_tokens
+
+log = logging.getLogger("taskhub")
 
 
 @dataclass
@@ -126,14 +131,7 @@ class TextGeneration(GenerationTask):
             raise TaskhubError(f"task.block_size={size}: use at least 2 tokens per block")
         if limit is not None and size > limit:
             raise TaskhubError(f"task.block_size={size} is more than the model's {limit} positions")
-        tokenizer = self.processor
-        eos = tokenizer.eos_token_id
-        sequences = []
-        for ids in tokenizer(texts, return_attention_mask=False)["input_ids"]:
-            ids = list(ids)
-            if eos is not None and (not ids or ids[-1] != eos):
-                ids.append(eos)
-            sequences.append(ids)
+        sequences = self._sequences(texts)
         if self.config.packing:
             joined = [t for ids in sequences for t in ids]
             count = -(-len(joined) // size)
@@ -143,9 +141,82 @@ class TextGeneration(GenerationTask):
             blocks = [ids[:size] for ids in sequences]
         return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks]}
 
+    def _sequences(self, texts: list[str]) -> list[list[int]]:
+        """Each text's token ids, ended by the end-of-sequence token."""
+        eos = self.processor.eos_token_id
+        sequences = []
+        for ids in self.processor(texts, return_attention_mask=False)["input_ids"]:
+            ids = list(ids)
+            if eos is not None and (not ids or ids[-1] != eos):
+                ids.append(eos)
+            sequences.append(ids)
+        return sequences
+
     def encode_targets(self, batch, features):
         # The targets are the text itself (the model shifts them by one position).
         return {"labels": [list(ids) for ids in features["input_ids"]]}
+
+    # ---------------------------------------------------------- evaluation
+    def preprocess_logits_for_metrics(self, logits, labels):
+        """Each evaluation batch's logits -> per-token negative log-likelihoods (token t
+        predicted from the ones before it), so a split's evaluation keeps N x L numbers,
+        not N x L x vocabulary."""
+        from taskhub.scoring import token_nll
+
+        return token_nll(logits, labels, shift=True)
+
+    def score_examples(self, predictions, references) -> list[dict[str, Any]]:
+        """Per evaluated example, from the per-token log-likelihoods: ``nll`` (sum) and
+        ``tokens`` (count), the sums behind the corpus perplexity, and its own perplexity to
+        read. With ``packing`` (the default) an example is a block of the concatenated texts,
+        as the model was scored on it (each row alone would be scored without the text
+        before it: another metric): ``block``, the input ``rows`` it holds text of, and its
+        text; without, one input row (its first ``block_size`` tokens scored)."""
+        from taskhub.scoring import nll_stats, perplexity_scores, shown
+
+        nll = predictions.predictions[0] if isinstance(predictions.predictions, tuple) else predictions.predictions
+        stats = [nll_stats(row) for row in nll]
+        texts = (text for columns in references.iter(batch_size=1000) for text in columns["text"])
+        if not self.config.packing:
+            return [
+                {"row": i, "input": {"text": shown(text)}, "reference": None, "prediction": None, **perplexity_scores(s["nll"], s["tokens"])}
+                for i, (s, text) in enumerate(zip(stats, texts), start=1)
+            ]
+        spans = self._block_rows(references)
+        if len(spans) != len(stats):
+            log.warning("text_generation: %d blocks evaluated, %d cut again from the rows: samples show no rows", len(stats), len(spans))
+            spans = [None] * len(stats)
+        examples = []
+        for i, (s, labels, span) in enumerate(zip(stats, predictions.label_ids, spans)):
+            ids = [int(t) for t in labels if t != -100]
+            text = self.processor.decode(ids)  # the end-of-sequence tokens show where rows end
+            examples.append(
+                {"block": i + 1, "rows": list(span) if span else None, "input": {"text": shown(text)}, "reference": None, "prediction": None}
+                | perplexity_scores(s["nll"], s["tokens"])
+            )
+        return examples
+
+    def _block_rows(self, references) -> list[tuple[int, int]]:
+        """The first and last input row (1-based) of each evaluation block: the blocks cut
+        again from the rows, batch by batch as the split was encoded."""
+        from taskhub.modes.trainer import ENCODE_BATCH_ROWS
+        from taskhub.scoring import block_rows
+
+        spans, offset = [], 0
+        for columns in references.iter(batch_size=ENCODE_BATCH_ROWS):
+            texts = columns["text"]
+            blocks = self._examples(texts)["input_ids"]
+            lengths = [len(ids) for ids in self._sequences(texts)]
+            spans += [(offset + a + 1, offset + b + 1) for a, b in block_rows(lengths, [len(b) for b in blocks])]
+            offset += len(texts)
+        return spans
+
+    def aggregate_examples(self, columns) -> dict[str, float]:
+        """Corpus perplexity: exp(all the negative log-likelihood / all the predicted
+        tokens), not a mean of the examples' perplexities."""
+        from taskhub.scoring import perplexity_metrics
+
+        return perplexity_metrics(columns)
 
     # ------------------------------------------------------- from scratch
     def train_processor(self, train_dataset, settings):

@@ -234,6 +234,13 @@ class Task(abc.ABC):
         """``Trainer``'s ``compute_metrics``: predictions and label ids -> metric values."""
         return {}
 
+    #: ``Trainer``'s ``preprocess_logits_for_metrics``, or None (the default: the logits are
+    #: gathered as the model returns them). A task whose :meth:`score_examples` needs less
+    #: than the logits defines it as a method ``(logits, labels) -> tensor(s)``, applied to
+    #: each evaluation batch before the split's batches are gathered, e.g. vocabulary logits
+    #: -> per-token negative log-likelihoods (N x L numbers instead of N x L x V).
+    preprocess_logits_for_metrics: ClassVar[Any] = None
+
     def score_predictions(self, predictions: list[dict], references: datasets.Dataset) -> dict[str, float]:
         """Metrics from :meth:`predict` records and the rows they came from
         (used when :attr:`evaluate_by_prediction` is set). Default: the aggregate of the

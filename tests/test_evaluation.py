@@ -8,6 +8,7 @@ import json
 import shutil
 import statistics
 
+import datasets
 import numpy as np
 import pytest
 from conftest import FOOD, read_jsonl, run_cli
@@ -188,3 +189,115 @@ def test_mixed_glob_sweep_leaderboard_plots_and_paired_report(runs, tmp_path):
 
     compare = run_cli("mode=report", f"report.dir={sweep_dir}", f"report.compare={sweep_dir}", f"hydra.run.dir={tmp_path / 'c'}")
     assert "sweep beside sweep" in compare.stdout
+
+
+# ------------------------------------------- perplexity tasks: per-block samples
+LM_DATA = FOOD.parent / "mlm_demo"
+
+
+@pytest.fixture(scope="module")
+def language_models(tmp_path_factory):
+    """Two masked LMs on the MiniLM vocabulary (different widths: other weights, the same
+    tokenizer) and a random 2-layer GPT-2 with a byte-level BPE tokenizer trained here."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from taskhub.testing import save_task_model, save_tiny_text_model
+    from taskhub.tokenizer_training import train_tokenizer
+
+    root = tmp_path_factory.mktemp("lms")
+    for name, width in (("mlm", 32), ("mlm_wide", 48)):
+        save_tiny_text_model(root / f"{name}_base", intermediate_size=width)
+        save_task_model("fill_mask", root / f"{name}_base", root / name)
+    texts = [r["text"] for r in read_jsonl(LM_DATA / "train.jsonl")]
+    special = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<pad>"}
+    tokenizer = train_tokenizer(texts, special_tokens=special, byte_level=True, vocab_size=300, model_max_length=96, padding_side="left")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=96,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    GPT2LMHeadModel(config).save_pretrained(root / "gpt2")
+    tokenizer.save_pretrained(root / "gpt2")
+    return root
+
+
+def perplexity_of(samples) -> float:
+    from taskhub.scoring import perplexity_metrics
+    from taskhub.task import score_columns
+
+    return perplexity_metrics(score_columns(samples))["perplexity"]
+
+
+def check_blocks(samples, rows: int) -> None:
+    """Blocks numbered in order, each naming the rows it holds text of: together every row, in order."""
+    assert [s["block"] for s in samples] == list(range(1, len(samples) + 1))
+    spans = [s["rows"] for s in samples]
+    assert spans[0][0] == 1 and spans[-1][1] == rows
+    assert all(a <= b for a, b in spans) and all(nxt[0] in (prev[1], prev[1] + 1) for prev, nxt in zip(spans, spans[1:]))
+
+
+def test_fill_mask_samples_are_seeded_masked_blocks_adding_up_to_the_perplexity(language_models, tmp_path):
+    from transformers import TrainingArguments
+
+    from taskhub.modes.trainer import make_trainer
+
+    common = ["task=fill_mask", "data.limit=10", "task.block_size=32", f"data.test={LM_DATA / 'test.jsonl'}"]
+    result = evaluate(language_models / "mlm", tmp_path / "a", *common, "train.per_device_eval_batch_size=64")
+    metrics, samples = result["metrics"], read_jsonl(tmp_path / "a" / "samples.jsonl")
+    check_blocks(samples, 10)
+    for s in samples:  # the scored tokens: masked in the input, the reference and the model's best guess
+        assert s["stats"]["tokens"] == len(s["reference"]) == len(s["prediction"]) == s["input"]["text"].count("[MASK]")
+        if s["stats"]["tokens"]:
+            assert s["scores"]["perplexity"] == pytest.approx(np.exp(s["stats"]["nll"] / s["stats"]["tokens"]))
+    assert sum(s["stats"]["tokens"] for s in samples) > 0.1 * 32 * len(samples)
+    # The metric is the samples' corpus perplexity exactly, and it has an interval around it.
+    assert perplexity_of(samples) == metrics["test_perplexity"] == pytest.approx(np.exp(metrics["test_loss"]), rel=1e-12)
+    assert metrics["test_perplexity_ci_low"] < metrics["test_perplexity"] < metrics["test_perplexity_ci_high"]
+
+    # What it was: exp of Trainer.evaluate's loss, with the same seeded masks (one batch: a
+    # mean over batches weighs each batch by its blocks, not its masked tokens).
+    task = taskhub.load_task("fill_mask", model=str(language_models / "mlm"), device="cpu", block_size=32)
+    texts = [r["text"] for r in read_jsonl(LM_DATA / "test.jsonl")[:10]]
+    blocks = datasets.Dataset.from_dict(task.run_preprocess({"text": texts}, "t", list(range(1, 11)), with_targets=True))
+    args = TrainingArguments(output_dir=str(tmp_path / "t"), per_device_eval_batch_size=64, use_cpu=True, report_to="none")
+    trainer_loss = make_trainer(task, args, None, None).evaluate(blocks)["eval_loss"]
+    assert metrics["test_perplexity"] == pytest.approx(np.exp(trainer_loss), rel=1e-5)
+
+    # Another model (other weights) is scored on the same masked tokens: samples pair up.
+    other = evaluate(language_models / "mlm_wide", tmp_path / "b", *common, "train.per_device_eval_batch_size=64")["metrics"]
+    paired = read_jsonl(tmp_path / "b" / "samples.jsonl")
+    assert [(s["input"], s["reference"]) for s in paired] == [(s["input"], s["reference"]) for s in samples]
+    assert other["test_perplexity"] != metrics["test_perplexity"] and perplexity_of(paired) == other["test_perplexity"]
+
+
+def test_text_generation_samples_are_blocks_or_rows_adding_up_to_the_perplexity(language_models, tmp_path):
+    import torch
+
+    gpt2 = language_models / "gpt2"
+    common = ["task=text_generation", "data.limit=8", "task.block_size=48", f"data.test={LM_DATA / 'test.jsonl'}"]
+    metrics = evaluate(gpt2, tmp_path / "packed", *common)["metrics"]
+    samples = read_jsonl(tmp_path / "packed" / "samples.jsonl")
+    check_blocks(samples, 8)
+    assert samples[0]["input"]["text"].startswith(read_jsonl(LM_DATA / "test.jsonl")[0]["text"][:40])
+    assert all(s["stats"]["tokens"] in (46, 47) for s in samples)  # near-equal blocks of 47-48 tokens; the first is not predicted
+    assert perplexity_of(samples) == metrics["test_perplexity"] == pytest.approx(np.exp(metrics["test_loss"]), rel=1e-12)
+    assert metrics["test_perplexity_ci_low"] < metrics["test_perplexity"] < metrics["test_perplexity_ci_high"]
+
+    # What it was meant to be: the model's own loss (mean over every predicted token) on all
+    # blocks at once. (Trainer.evaluate's differs for GPT-2: transformers 5.25 counts one
+    # unpredicted token per block in its denominator.)
+    task = taskhub.load_task("text_generation", model=str(gpt2), device="cpu", block_size=48)
+    texts = [r["text"] for r in read_jsonl(LM_DATA / "test.jsonl")[:8]]
+    features = task.run_preprocess({"text": texts}, "t", list(range(1, 9)), with_targets=True)
+    batch = task.build_training_collator()([{k: v[i] for k, v in features.items()} for i in range(len(features["input_ids"]))])
+    with torch.no_grad():
+        output = task.model(**batch)
+    assert metrics["test_perplexity"] == pytest.approx(float(torch.exp(output.loss)), rel=1e-5)
+    # Evaluation keeps per-token log-likelihoods, not vocabulary-sized logits.
+    assert task.preprocess_logits_for_metrics(output.logits, batch["labels"]).shape == batch["labels"].shape
+
+    # Without packing each row is one example: per-row samples, in input order.
+    unpacked = evaluate(gpt2, tmp_path / "rows", *common, "task.packing=false")["metrics"]
+    rows = read_jsonl(tmp_path / "rows" / "samples.jsonl")
+    assert [s["row"] for s in rows] == list(range(1, 9)) and [s["input"]["text"][:40] for s in rows] == [t[:40] for t in texts]
+    assert all(s["stats"]["tokens"] == 47 for s in rows)  # each text cut to 48 tokens
+    assert perplexity_of(rows) == unpacked["test_perplexity"]

@@ -92,11 +92,18 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig, samples: list[dic
             metrics[f"{prefix}_runtime"] = elapsed
             metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
     else:
-        if samples is not None and _scores_examples(task):  # the same metrics, and the logits behind them
-            output = trainer.predict(encode(task, split), metric_key_prefix=prefix)
+        from_examples = _metrics_from_examples(task)
+        if from_examples or (samples is not None and _scores_examples(task)):  # the same metrics, and the logits behind them
+            output = _predict(trainer, encode(task, split), prefix)
             metrics = dict(output.metrics)
             if is_main():
-                samples.extend(_samples(task, task.score_examples(output, split.dataset), split))
+                examples = task.score_examples(output, split.dataset)
+                if from_examples:
+                    from taskhub.task import score_columns
+
+                    metrics.update({f"{prefix}_{k}": v for k, v in task.aggregate_examples(score_columns(examples)).items()})
+                if samples is not None:
+                    samples.extend(_samples(task, examples, split))
         else:
             metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)
             metrics.pop("epoch", None)
@@ -110,10 +117,36 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig, samples: list[dic
     return broadcast(metrics)
 
 
+def _predict(trainer, dataset, prefix: str):
+    """``Trainer.predict`` with the (reduced) logits kept, even for a task whose training
+    arguments keep only the loss (``prediction_loss_only``: language models)."""
+    args = trainer.args
+    loss_only = args.prediction_loss_only
+    args.prediction_loss_only = False
+    try:
+        return trainer.predict(dataset, metric_key_prefix=prefix)
+    finally:
+        args.prediction_loss_only = loss_only
+
+
 def _scores_examples(task: Task) -> bool:
     from taskhub.task import Task
 
     return type(task).score_examples is not Task.score_examples
+
+
+def _metrics_from_examples(task: Task) -> bool:
+    """Whether a task evaluated by the Trainer takes its metrics from the aggregate of its
+    per-example scores: one with no ``compute_metrics`` of its own (its metric comes from
+    the loss: perplexity), which scores examples. The Trainer's loss is a mean of its
+    batches' mean losses (weighted by examples, not tokens) and, for models whose class name
+    does not say ``ForCausalLM`` (GPT-2's ``GPT2LMHeadModel``), divides by one token per
+    block too many (transformers 5.25 counts the unshifted labels); the aggregate is the
+    corpus value, all the negative log-likelihood over all the predicted tokens, and what
+    ``samples.jsonl`` and the bootstrap interval add up to."""
+    from taskhub.task import Task
+
+    return not task.evaluate_by_prediction and type(task).compute_metrics is Task.compute_metrics and _scores_examples(task)
 
 
 def _samples(task: Task, examples, split, predictions=None) -> list[dict[str, Any]]:

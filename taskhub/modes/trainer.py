@@ -27,6 +27,10 @@ ENCODED_SPLITS_KEPT = 4
 #: Checkpoint files that cannot change how data is encoded: weights, optimizer and
 #: trainer state, the model card.
 NOT_ENCODING_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", "trainer_state.json", "training_args.json", "README.md")
+#: Rows preprocessed together when a split is encoded for the Trainer (``datasets``' own
+#: default, named): tasks that pack the texts of one such batch into blocks (fill_mask,
+#: text_generation) cut the same blocks again to say which rows each one holds.
+ENCODE_BATCH_ROWS = 1000
 
 
 def encode(task: Task, split) -> Any:
@@ -78,11 +82,12 @@ def _encode(task: Task, split) -> Any:
         return model_inputs(features)
 
     if split.streaming:  # encoded lazily, as the Trainer reads it
-        return dataset.map(encode_batch, batched=True, with_indices=True, remove_columns=column_names(dataset))
+        return dataset.map(encode_batch, batched=True, batch_size=ENCODE_BATCH_ROWS, with_indices=True, remove_columns=column_names(dataset))
     with reporting_cuts(task):  # one warning per split for texts cut to a limit
         return dataset.map(
             encode_batch,
             batched=True,
+            batch_size=ENCODE_BATCH_ROWS,
             with_indices=True,
             remove_columns=dataset.column_names,
             keep_in_memory=True,
@@ -157,6 +162,9 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
         data_collator=task.build_training_collator(),
         processing_class=task.processor,
         compute_metrics=task.compute_metrics,
+        # The task's per-batch reduction of the logits before they are gathered over the
+        # split (e.g. vocabulary logits -> per-token log-likelihoods); None: kept as they are.
+        preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
         callbacks=list(callbacks),
     )
 

@@ -16,7 +16,7 @@ import taskhub
 from taskhub import TaskhubError
 from taskhub.config import DataConfig
 from taskhub.data import read_split
-from taskhub_plugins.ner import align_labels, seqeval_metrics
+from taskhub.token_classification import align_labels, seqeval_metrics
 
 NER_DEMO = REPO / "plugins" / "data" / "ner_demo"
 # The order the task gives labels it learns from data (O, then B-, then I-, types sorted).

@@ -21,13 +21,13 @@ from taskhub.collate import padded_cost
 from taskhub.engine.batching import ROW_KEY, SIDE_PREFIX  # noqa: F401 - ROW_KEY: part of the plugin API here
 from taskhub.engine.streaming import stream
 from taskhub.config import ModelConfig, TaskConfig
+from taskhub.demo_declarations import DemoDeclarations
+from taskhub.records import RecordInputs
 from taskhub.errors import BadRowError, RowError, RowFailure, TaskhubError
 
 if TYPE_CHECKING:
     import datasets
 
-#: Keys of a mapping that is one media input rather than a record (:meth:`Task.as_records`).
-MEDIA_VALUE_KEYS = frozenset({"array", "raw", "sampling_rate", "bytes", "path"})
 #: Default ``predict.max_tokens`` for text on the CPU (see :meth:`Task.default_max_tokens`).
 CPU_TEXT_MAX_TOKENS = 4096
 
@@ -41,8 +41,12 @@ def score_columns(examples: list[Mapping[str, Any]]) -> dict[str, Any]:
     return {k: np.asarray([e.get("scores", {}).get(k, e.get("stats", {}).get(k)) for e in examples], dtype=float) for k in names}
 
 
-class Task(abc.ABC):
-    """Base of all tasks. Subclasses set the class attributes and the abstract steps."""
+class Task(RecordInputs, DemoDeclarations, abc.ABC):
+    """Base of all tasks. Subclasses set the class attributes and the abstract steps.
+
+    The Python-API inputs a task takes (:class:`~taskhub.records.RecordInputs`) and the
+    demo it describes (:class:`~taskhub.demo_declarations.DemoDeclarations`) live in
+    their own modules; a plugin overrides their members here like any other."""
 
     #: Registry name, e.g. ``"text_classification"``.
     name: ClassVar[str]
@@ -348,58 +352,6 @@ class Task(abc.ABC):
         results = self.predict([inputs] if single else inputs, **engine)
         return results[0] if single else results
 
-    def as_records(self, inputs: Any) -> Iterator[Mapping[str, Any]]:
-        """Rows with canonical column names from what Python users pass: records (dicts),
-        one record, a pandas DataFrame, a ``datasets.Dataset``, any iterable or generator
-        of these, and, for a task with one input column, plain values for it (a string, a
-        PIL image, an array, an audio dict ``{array, sampling_rate}``)."""
-        if self._single_input(inputs):
-            inputs = [inputs]
-        elif type(inputs).__module__.startswith("pandas") and hasattr(inputs, "to_dict"):
-            inputs = inputs.to_dict(orient="records")
-        elif hasattr(inputs, "column_names") and hasattr(inputs, "iter"):  # datasets.Dataset / IterableDataset
-            from taskhub.data import iter_rows
-
-            inputs = iter_rows(inputs)
-        yield from map(self._as_record, inputs)
-
-    def _is_record(self, value: Any) -> bool:
-        """A mapping of columns, not a media value given as a mapping (an audio dict
-        ``{array, sampling_rate}``, an encoded file ``{bytes, path}``)."""
-        if not isinstance(value, Mapping):
-            return False
-        columns = (*self.input_columns, *self.optional_columns, *self.target_columns)
-        return not value or any(c in value for c in columns) or not value.keys() <= MEDIA_VALUE_KEYS
-
-    def _single_input(self, inputs: Any) -> bool:
-        """One input rather than a collection of them: a record, a string, bytes, an image,
-        an array for a one-column task."""
-        if isinstance(inputs, (str, bytes, Mapping)):
-            return True
-        if type(inputs).__module__.startswith(("PIL", "numpy", "torch")) and not isinstance(inputs, (list, tuple)):
-            return self._value_column is not None
-        return False
-
-    @property
-    def _value_column(self) -> str | None:
-        """The column a bare value fills: the one input column, or for a task that takes one
-        of several (ner: ``text`` or ``tokens``) the first of them; None with several inputs."""
-        if len(self.input_columns) == 1:
-            return self.input_columns[0]
-        if not self.input_columns and self.optional_columns:
-            return self.optional_columns[0]
-        return None
-
-    def _as_record(self, value: Any) -> Mapping[str, Any]:
-        if self._is_record(value):
-            return value
-        if self._value_column is None:
-            raise TaskhubError(
-                f"task {self.name} takes records with the columns {', '.join(self.input_columns)} "
-                f"(dicts), not a bare {type(value).__name__}"
-            )
-        return {self._value_column: value}
-
     def predict_iter(
         self,
         records: Any,
@@ -506,104 +458,3 @@ class Task(abc.ABC):
                 except Exception as row_exc:
                     raise BadRowError(source, row_number, f"cannot preprocess the row: {library_message(row_exc)}") from row_exc
             raise
-
-    # ------------------------------------------------------------------- demo
-    # ``mode=demo`` (:mod:`taskhub.modes.demo`) builds its form and output widget from these,
-    # so a task describes its demo as plain data and never imports gradio.
-
-    #: How the demo shows a prediction: ``"label"`` (label scores as bars), ``"spans"``
-    #: (character spans marked in an input text), ``"boxes"`` (labelled boxes drawn on the
-    #: input image), ``"masks"`` (labelled masks laid over it), ``"text"``, ``"vectors"``
-    #: (embeddings) or ``"json"``. None: from :attr:`prediction_fields` (``label`` +
-    #: ``score``: label; ``start`` + ``end`` + ``score``: spans; ``box``: boxes; ``mask``:
-    #: masks; ``embedding``: vectors; else json).
-    demo_output: ClassVar[str | None] = None
-    #: One plain-language sentence under the demo's title: what to enter and what comes
-    #: back, for someone who has never heard of the task. None: the class docstring's first line.
-    demo_description: ClassVar[str | None] = None
-
-    def label_names(self) -> list[str]:
-        """The names the model predicts (classes, entity kinds), for the model card and the
-        demo (listed under its title; each marked span kind given a colour). Default: none,
-        for tasks whose outputs are not a label set (text, vectors, spans of an input)."""
-        return []
-
-    @property
-    def demo_kind(self) -> str:
-        """:attr:`demo_output`, or the kind the prediction fields imply."""
-        if self.demo_output is not None:
-            return self.demo_output
-        fields = set(self.prediction_fields)
-        if {"label", "score"} <= fields:
-            return "label"
-        if {"start", "end", "score"} <= fields:
-            return "spans"
-        for field, kind in (("box", "boxes"), ("mask", "masks"), ("embedding", "vectors")):
-            if field in fields:
-                return kind
-        return "json"
-
-    def demo_inputs(self) -> dict[str, str]:
-        """Input column -> its demo widget: ``"text"``, ``"text_list"`` (comma-separated
-        values, e.g. candidate labels: a list reaches :meth:`predict`), ``"image"`` or
-        ``"audio"`` (upload or microphone; both reach :meth:`predict` as file paths). A
-        multimodal task names one per column (``{"image": "image", "text": "text"}``).
-        Default: every input column, as the task's modality."""
-        kind = self.modality if self.modality in ("image", "audio") else "text"
-        return dict.fromkeys(self.input_columns, kind)
-
-    def demo_example(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
-        """A data row -> the demo inputs it gives as an example, or None if it gives none
-        (a value missing). Default: the row's values of :meth:`demo_inputs`."""
-        columns = self.demo_inputs()
-        if any(row.get(column) is None for column in columns):
-            return None
-        return {column: row[column] for column in columns}
-
-    def demo_view(self, record: Mapping[str, Any], prediction: Mapping[str, Any]) -> Any:
-        """What the demo shows for one :meth:`predict` result, by :attr:`demo_kind`:
-
-        * ``label``: ``{label: score}`` from ``label`` / ``score`` (single values or lists);
-        * ``spans``: ``(text, [(start, end, label), ...])``; by default the prediction's
-          ``start`` / ``end`` (single values or lists, best first) index the last demo
-          input (e.g. a question-answering context), labelled with their score;
-        * ``boxes``: ``(image, [((xmin, ymin, xmax, ymax), "label score"), ...])`` from a
-          prediction's ``box`` / ``label`` / ``score`` (single values or lists), over the
-          first image input;
-        * ``masks``: ``(image, [(mask, label), ...])`` from ``mask`` (a 2-D array or an
-          image file of the mask) / ``label``, over the first image input;
-        * ``text``: the prediction fields' text, lists one item per paragraph;
-        * ``vectors``: the embedding's size and first values (a vector means little to read);
-        * ``json``: the prediction as it is.
-        """
-        kind = self.demo_kind
-        if kind == "label":
-            labels, scores = prediction["label"], prediction["score"]
-            if not isinstance(labels, list):
-                labels, scores = [labels], [scores]
-            return {str(label): float(score) for label, score in zip(labels, scores)}
-        if kind == "spans":
-            text = record[list(self.demo_inputs())[-1]]
-            starts, ends, scores = (prediction[f] for f in ("start", "end", "score"))
-            if not isinstance(starts, list):
-                starts, ends, scores = [starts], [ends], [scores]
-            return text, [(start, end, f"{score:.0%}") for start, end, score in zip(starts, ends, scores)]
-        if kind in ("boxes", "masks"):
-            image = record[next(c for c, widget in self.demo_inputs().items() if widget == "image")]
-            field = "box" if kind == "boxes" else "mask"
-            found = prediction[field]
-            items = list(zip(found, prediction["label"], prediction.get("score", [None] * len(found)))) if isinstance(prediction["label"], list) else [
-                (found, prediction["label"], prediction.get("score"))
-            ]
-            if kind == "boxes":
-                return image, [((b["xmin"], b["ymin"], b["xmax"], b["ymax"]), label if score is None else f"{label} {score:.0%}") for b, label, score in items]
-            return image, [(mask, str(label)) for mask, label, _ in items]
-        if kind == "vectors":
-            (field,) = [f for f in self.prediction_fields if f == "embedding"] or self.prediction_fields[:1]
-            vector = prediction[field]
-            return {"dimensions": len(vector), "first values": [round(float(v), 4) for v in vector[:8]]}
-        if kind == "text":
-            values = [prediction[field] for field in self.prediction_fields]
-            return "\n\n".join(str(v) for value in values for v in (value if isinstance(value, list) else [value]))
-        return dict(prediction)
-

@@ -1,4 +1,5 @@
-"""Shared base of the tasks whose model writes text: text_generation, summarization, translation.
+"""Shared base of the tasks whose model writes text: text_generation, summarization, translation,
+image_to_text (and asr's sequence-to-sequence models).
 
 What every generative task needs lives here once:
 
@@ -167,9 +168,17 @@ class GenerationTask(Task):
         return config
 
     @property
+    def tokenizer(self):
+        """The tokenizer that encodes targets and decodes generated ids: the processor itself,
+        or the tokenizer of a processor that pairs one with an image processor (image_to_text)."""
+        processor = self.processor
+        tokenizer = getattr(processor, "tokenizer", None)
+        return processor if tokenizer is None else tokenizer
+
+    @property
     def pad_token_id(self) -> int:
         """The id padding uses: the tokenizer's pad token, else its end-of-sequence token."""
-        tokenizer = self.processor
+        tokenizer = self.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None:
             raise TaskhubError(f"the tokenizer ({type(tokenizer).__name__}) has neither a pad nor an end-of-sequence token")
@@ -182,7 +191,7 @@ class GenerationTask(Task):
 
         if model_source(self).name_or_path is not None:
             return {}
-        tokenizer = self.processor
+        tokenizer = self.tokenizer
         ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
         return {"vocab_size": len(tokenizer), **{k: v for k, v in ids.items() if v is not None}}
 
@@ -226,14 +235,37 @@ class GenerationTask(Task):
         else:
             output = self.model.generate(**inputs, generation_config=config, **kwargs)
         sequences = getattr(output, "sequences", output)
-        return {"sequences": sequences.cpu(), "input_length": inputs["input_ids"].shape[-1]}
+        # Decoder-only models return the prompt too; encoder-decoder inputs may be no tokens at all (images).
+        input_length = inputs["input_ids"].shape[-1] if "input_ids" in inputs else 0
+        return {"sequences": sequences.cpu(), "input_length": input_length}
 
     def decode(self, outputs) -> list[str]:
         """Generated texts, one per returned sequence: the new tokens only, special tokens skipped."""
         sequences = outputs["sequences"]
         if not self.encoder_decoder:
             sequences = sequences[:, outputs["input_length"] :]
-        return self.processor.batch_decode(sequences.tolist(), skip_special_tokens=True)
+        return self.tokenizer.batch_decode(sequences.tolist(), skip_special_tokens=True)
+
+    # ------------------------------------------------------------- metrics
+    def text_scores(self, predictions: list[str], references: list[str]) -> list[dict[str, Any]]:
+        """Per generated text against its reference: ``scores`` (and ``stats`` for corpus
+        metrics) as :meth:`~taskhub.task.Task.score_examples` returns them."""
+        raise NotImplementedError
+
+    def generated_text_examples(self, predictions, references, column: str) -> list[dict[str, Any]]:
+        """:meth:`~taskhub.task.Task.score_examples` of a task scored by generating: the
+        :meth:`text_scores` of each row's first generated text against its reference in
+        ``column``, plus its length in tokens (``gen_len``)."""
+        targets = list(references[column])
+        for i, target in enumerate(targets):
+            if not isinstance(target, str) or not target.strip():
+                raise TaskhubError(f"{self._source}, row {i + 1}: missing or empty '{column}'")
+        texts = [p[self.text_field] for p in predictions]
+        first = [t[0] if isinstance(t, list) else t for t in texts]
+        examples = self.text_scores(first, targets)
+        for example, ids in zip(examples, self.tokenizer(first, add_special_tokens=False)["input_ids"]):
+            example["scores"]["gen_len"] = float(len(ids))
+        return examples
 
     @staticmethod
     def per_row(texts: list, rows: int) -> list:
@@ -246,7 +278,7 @@ class GenerationTask(Task):
         return [list(texts[i * n : (i + 1) * n]) for i in range(rows)]
 
     def postprocess(self, outputs, batch, features) -> list[dict[str, Any]]:
-        texts = self.per_row(self.decode(outputs), len(batch["text"]))
+        texts = self.per_row(self.decode(outputs), len(batch[self.input_columns[0]]))
         return [{self.text_field: text} for text in texts]
 
 
@@ -357,23 +389,9 @@ class Seq2SeqTask(CountsCutTexts, GenerationTask):
         return config
 
     # ------------------------------------------------------------- metrics
-    def text_scores(self, predictions: list[str], references: list[str]) -> list[dict[str, Any]]:
-        """Per generated text against its reference: ``scores`` (and ``stats`` for corpus
-        metrics) as :meth:`~taskhub.task.Task.score_examples` returns them."""
-        raise NotImplementedError
-
     def score_examples(self, predictions, references) -> list[dict[str, Any]]:
         """The task's :meth:`text_scores` of each first generated text, plus its length in tokens."""
-        targets = list(references["target"])
-        for i, target in enumerate(targets):
-            if not isinstance(target, str) or not target.strip():
-                raise TaskhubError(f"{self._source}, row {i + 1}: missing or empty 'target'")
-        texts = [p[self.text_field] for p in predictions]
-        first = [t[0] if isinstance(t, list) else t for t in texts]
-        examples = self.text_scores(first, targets)
-        for example, ids in zip(examples, self.processor(first, add_special_tokens=False)["input_ids"]):
-            example["scores"]["gen_len"] = float(len(ids))
-        return examples
+        return self.generated_text_examples(predictions, references, "target")
 
 
 def split_sentences(text: str) -> str:

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.translation",
     "taskhub_plugins.audio_classification",
     "taskhub_plugins.asr",
+    "taskhub_plugins.image_to_text",
     "taskhub_plugins.feature_extraction",
 )
 ENTRY_POINT_GROUP = "taskhub"

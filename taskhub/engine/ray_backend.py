@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from taskhub.config import RunConfig
-from taskhub.data import FORMATS, file_format, matching_files, split_path
+from taskhub.data import split_path
+from taskhub.sources import FORMATS, file_format, matching_files
 from taskhub.errors import BadRowError, RowFailure, TaskhubError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("taskhub")
 
-#: Ray Data's reader per ``datasets`` builder (:data:`taskhub.data.FORMATS`).
+#: Ray Data's reader per ``datasets`` builder (:data:`taskhub.sources.FORMATS`).
 READERS = {"json": "read_json", "csv": "read_csv", "parquet": "read_parquet"}
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskhub import TaskSpec, hookimpl, option
+from taskhub.errors import TaskhubError
 from taskhub.generation import GenerationTask, GenerationTaskConfig, PaddingCollator
 from taskhub.media import load_image
 from taskhub.task import Task
@@ -145,6 +146,11 @@ class ImageToText(CountsCutTexts, GenerationTask):
         from taskhub.modeling import _hub_kwargs, _loading, model_source
 
         name = model_source(self).name_or_path
+        if name is None:  # a from-scratch model given a single processor class
+            raise TaskhubError(
+                f"task {self.name} needs an image processor and a tokenizer, not a {type(loaded).__name__} alone: "
+                "leave model.processor.processor_class unset to learn a tokenizer from the captions"
+            )
         tokenizer = loaded if isinstance(loaded, PreTrainedTokenizerBase) else getattr(loaded, "tokenizer", None)
         image_processor = getattr(loaded, "image_processor", None)
         if image_processor is None and tokenizer is not loaded and hasattr(loaded, "image_mean"):

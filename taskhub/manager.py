@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.asr",
     "taskhub_plugins.image_to_text",
     "taskhub_plugins.feature_extraction",
+    "taskhub_plugins.object_detection",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

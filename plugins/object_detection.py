@@ -1,0 +1,353 @@
+"""object_detection: labelled boxes around the objects in an image.
+
+Rows: ``image`` (a file path, image bytes, PIL image or array) and, to train or evaluate,
+``objects``: a list of ``{"label": <name>, "box": {"xmin", "ymin", "xmax", "ymax"}}`` in
+pixels of the image as stored (``xmax`` / ``ymax`` one past the object's last pixel, so
+``xmax - xmin`` is its width, as COCO counts), e.g.
+``{"image": "images/0001.png", "objects": [{"label": "circle", "box": {"xmin": 9, "ymin": 17, "xmax": 30, "ymax": 38}}]}``.
+An object may give COCO's ``"bbox": [x, y, width, height]`` instead of ``box``. An image
+with no objects (an empty list) is a valid training example: the DETR-family losses
+take it (every query is then trained to predict "no object"). A box that leaves the
+image, has no width or height, or a label the model does not know is the row's error.
+
+The targets go through the model's own image processor (its COCO ``annotations``
+support: resized with the image and turned into the normalised centre / size boxes and
+class ids the model's loss takes), and a batch keeps them as a list of per-image
+``{class_labels, boxes}`` dicts. Predictions are the transformers
+``pipeline("object-detection")``'s, in one field: ``objects``, the list of
+``{"score", "label", "box": {"xmin", "ymin", "xmax", "ymax"}}`` (integer pixels)
+scoring above ``task.threshold`` (the pipeline's default, 0.5), the same shape as
+the ``objects`` it trains on. Evaluation is COCO's box mAP (``map``, over IoU 0.5:0.95)
+and ``map_50`` (IoU 0.5) by ``pycocotools``, the reference implementation, over every
+detection the model makes (no threshold).
+
+With no model named, a small RT-DETR (a 4-stage ResNet of 16-128 channels, 64-wide
+hybrid encoder and 3 decoder layers, 30 queries) is trained from scratch on 64x64 images.
+RT-DETR rather than DETR: its denoising queries and query selection from encoder
+features make it converge in tens of epochs rather than hundreds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from taskhub import TaskSpec, hookimpl
+from taskhub.config import TaskConfig, option
+from taskhub.errors import RowError, TaskhubError
+from taskhub.media import load_image
+from taskhub.task import Task
+
+BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
+
+
+@dataclass
+class ObjectDetectionConfig(TaskConfig):
+    name: str = "object_detection"
+    threshold: float = option(0.5, "Predict: keep the detections scoring above this (the object-detection pipeline's default)", ge=0, le=1)
+
+
+class ObjectDetection(Task):
+    """Find objects in images: a labelled box and a score for each."""
+
+    name = "object_detection"
+    config_cls = ObjectDetectionConfig
+    modality = "image"
+    auto_model = "AutoModelForObjectDetection"
+    processor_class = "AutoImageProcessor"
+    input_columns = ("image",)
+    target_columns = ("objects",)
+    path_columns = ("image",)
+    prediction_fields = ("objects",)
+    main_metric = "map_50"
+    demo_output = "boxes"
+    demo_data = "pkg://taskhub_plugins/data/shape_boxes"
+    demo_description = "Upload an image to see the objects the model finds in it: a labelled box and a score for each."
+    chunk_batches = 4
+    overlap_preprocessing = True
+    cpu_max_pixels = 8 * 224 * 224  # as image_classification: batches of at most 8 images at 224x224 on the CPU
+    default_model_config = {
+        "model_type": "rt_detr",
+        "backbone_config": {
+            "model_type": "rt_detr_resnet",
+            "embedding_size": 16,
+            "hidden_sizes": [16, 32, 64, 128],
+            "depths": [1, 1, 1, 1],
+            "layer_type": "basic",
+            "out_features": ["stage2", "stage3", "stage4"],
+        },
+        "freeze_backbone_batch_norms": False,  # trained from scratch: its batch norms learn too
+        "encoder_in_channels": [32, 64, 128],
+        "feat_strides": [8, 16, 32],
+        "d_model": 64,
+        "encoder_hidden_dim": 64,
+        "encoder_ffn_dim": 128,
+        "encoder_attention_heads": 4,
+        "decoder_in_channels": [64, 64, 64],
+        "decoder_ffn_dim": 128,
+        "decoder_attention_heads": 4,
+        "decoder_layers": 3,
+        "num_queries": 30,
+        "num_denoising": 30,
+    }
+    default_processor_config = {"processor_class": "RTDetrImageProcessorPil", "size": {"height": 64, "width": 64}}
+    training_defaults = {
+        "num_train_epochs": 40,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-4,
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 32,
+        "warmup_steps": 0.05,
+        # Targets are a list of per-image dicts: the evaluation keeps each batch as it is.
+        "eval_do_concat_batches": False,
+    }
+
+    # ----------------------------------------------------------------- labels
+    def model_init_kwargs(self, train_dataset) -> dict[str, Any]:
+        names: set[str] = set()
+        for i, objects in enumerate(train_dataset["objects"]):
+            for obj in objects or ():
+                if isinstance(obj, dict) and obj.get("label") is not None:
+                    names.add(str(obj["label"]))
+        if not names:
+            raise TaskhubError("training data has no labelled objects: object_detection needs at least one box with a label")
+        labels = sorted(names)
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.model_settings.label2id.items()}
+
+    def label_names(self) -> list[str]:
+        return sorted(self.label2id, key=self.label2id.get)
+
+    # ------------------------------------------------------------------- data
+    def feature_length(self, features, index: int) -> int:
+        pixels = features["pixel_values"][index]
+        return pixels.shape[-2] * pixels.shape[-1]
+
+    def default_max_tokens(self) -> int | None:
+        return self.cpu_max_pixels if self.model.device.type == "cpu" else super().default_max_tokens()
+
+    def preprocess(self, batch):
+        """Each image on its own, as the pipeline does: models that pad a batch to its
+        largest image (DETR) then see every image as they would alone; the collator pads."""
+        features: dict[str, list] = {"pixel_values": [], "_size": [], "_image": []}
+        for i, value in enumerate(batch["image"]):
+            image = load_image(value, i)
+            encoded = self.processor(images=[image], return_tensors="np")
+            features["pixel_values"].append(encoded["pixel_values"][0])
+            if "pixel_mask" in encoded:
+                features.setdefault("pixel_mask", []).append(encoded["pixel_mask"][0])
+            features["_size"].append((image.height, image.width))
+            features["_image"].append(image)
+        return features
+
+    def encode_targets(self, batch, features):
+        """``objects`` -> the model's targets, by its image processor's COCO annotations
+        support (the boxes resized with the image, normalised to centre / size, class ids)."""
+        label2id = self.label2id
+        labels = []
+        for i, (objects, image) in enumerate(zip(batch["objects"], features["_image"])):
+            annotations = [
+                {"bbox": list(box), "category_id": label2id[name], "area": box[2] * box[3], "iscrowd": 0}
+                for name, box in checked_objects(objects, i, image.width, image.height, label2id)
+            ]
+            target = self.processor(images=[image], annotations=[{"image_id": i, "annotations": annotations}], return_tensors="np")["labels"][0]
+            labels.append(
+                {
+                    "class_labels": target["class_labels"].astype("int64"),
+                    "boxes": target["boxes"].astype("float32").reshape(-1, 4),
+                    "orig_size": target["orig_size"].astype("int64"),
+                }
+            )
+        return {"labels": labels}
+
+    def build_collator(self):
+        return DetectionCollator()
+
+    # -------------------------------------------------------------- inference
+    def postprocess(self, outputs, batch, features):
+        import torch
+
+        sizes = target_sizes(features)
+        results = self.processor.post_process_object_detection(outputs, threshold=self.config.threshold, target_sizes=torch.tensor(sizes))
+        id2label = self.model.config.id2label
+        records = []
+        for result in results:
+            records.append(
+                {
+                    "objects": [
+                        {"score": float(score), "label": id2label[int(label)], "box": dict(zip(BOX_KEYS, box.int().tolist()))}
+                        for score, label, box in zip(result["scores"], result["labels"], result["boxes"])
+                    ]
+                }
+            )
+        return records
+
+    # ---------------------------------------------------------------- metrics
+    def preprocess_logits_for_metrics(self, logits, labels):
+        """The class logits and boxes of each evaluation batch (the model's other outputs,
+        its auxiliary and encoder predictions, are not kept over the split)."""
+        tensors = [value for value in (logits if isinstance(logits, (tuple, list)) else (logits,)) if hasattr(value, "ndim") and value.ndim == 3]
+        class_logits = tensors[0]
+        boxes = next(t for t in tensors[1:] if t.shape[-1] == 4 and t.shape[:2] == class_logits.shape[:2])
+        return class_logits, boxes
+
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
+        """COCO box mAP (IoU 0.5:0.95) and mAP at IoU 0.5, by pycocotools, over every
+        detection (no score threshold), in pixels of the images as stored."""
+        from types import SimpleNamespace
+
+        import numpy as np
+        import torch
+
+        predictions, references = eval_pred.predictions, eval_pred.label_ids
+        if not isinstance(predictions, list):  # one batch, not a list of them
+            predictions, references = [predictions], [references]
+        detections, truths = [], []
+        for (class_logits, boxes), targets in zip(predictions, references):
+            sizes = [tuple(int(v) for v in t["orig_size"]) for t in targets]
+            outputs = SimpleNamespace(logits=torch.as_tensor(np.asarray(class_logits)), pred_boxes=torch.as_tensor(np.asarray(boxes)))
+            for result, target, (height, width) in zip(self.processor.post_process_object_detection(outputs, threshold=0.0, target_sizes=torch.tensor(sizes)), targets, sizes):
+                detections.append([(float(s), int(c), b) for s, c, b in zip(result["scores"], result["labels"], result["boxes"].tolist())])
+                truths.append([(int(c), corners(b, width, height)) for c, b in zip(np.asarray(target["class_labels"]).reshape(-1), np.asarray(target["boxes"]).reshape(-1, 4))])
+        return coco_map(detections, truths, len(self.label2id))
+
+    # ------------------------------------------------------------------- demo
+    def demo_view(self, record, prediction):
+        objects = prediction["objects"]
+        flat = {"box": [o["box"] for o in objects], "label": [o["label"] for o in objects], "score": [o["score"] for o in objects]}
+        return super().demo_view(record, flat)
+
+
+def checked_objects(objects, index: int, width: int, height: int, label2id: dict[str, int]) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """A row's ``objects`` -> (label, COCO [x, y, width, height]) pairs; RowError for an
+    object that is not one: no label or box, an unknown label, a box outside the image or
+    without width or height."""
+    if objects is None:
+        raise RowError(index, "missing 'objects' (a list of {label, box}; [] for an image with no objects)")
+    if not isinstance(objects, (list, tuple)):
+        raise RowError(index, f"'objects' must be a list of {{label, box}}, got {type(objects).__name__}")
+    checked = []
+    for n, obj in enumerate(objects):
+        where = f"object {n + 1}"
+        if not isinstance(obj, dict):
+            raise RowError(index, f"{where}: must be {{label, box}}, got {type(obj).__name__}")
+        name = obj.get("label")
+        if name is None:
+            raise RowError(index, f"{where}: missing 'label'")
+        if str(name) not in label2id:
+            raise RowError(index, f"{where}: label '{name}' is not known to the model (known labels: {', '.join(sorted(label2id))})")
+        box, bbox = obj.get("box"), obj.get("bbox")
+        try:
+            if box is not None:
+                xmin, ymin, xmax, ymax = (float(box[k]) for k in BOX_KEYS)
+            elif bbox is not None:
+                x, y, w, h = (float(v) for v in bbox)
+                xmin, ymin, xmax, ymax = x, y, x + w, y + h
+            else:
+                raise RowError(index, f"{where}: missing 'box' ({{xmin, ymin, xmax, ymax}}) or 'bbox' ([x, y, width, height])")
+        except (KeyError, TypeError, ValueError):
+            shown = box if box is not None else bbox
+            raise RowError(index, f"{where}: box {shown!r} is not {{xmin, ymin, xmax, ymax}} numbers or a [x, y, width, height] bbox") from None
+        if not (xmax > xmin and ymax > ymin):
+            raise RowError(index, f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) has no area: xmax must exceed xmin and ymax ymin")
+        if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
+            raise RowError(index, f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) is outside the {width}x{height} image")
+        checked.append((str(name), (xmin, ymin, xmax - xmin, ymax - ymin)))
+    return checked
+
+
+def target_sizes(features) -> list[tuple[float, float]]:
+    """What the normalised boxes of each image scale by to reach its pixels: its size as
+    stored, stretched by the padding the collator adds to reach the batch's largest image
+    (the model's boxes are fractions of the padded input). No padding: the size itself,
+    as the pipeline passes it."""
+    shapes = [tuple(p.shape[-2:]) for p in features["pixel_values"]]
+    padded_h, padded_w = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    return [(height * padded_h / h, width * padded_w / w) for (height, width), (h, w) in zip(features["_size"], shapes)]
+
+
+def corners(box, width: int, height: int) -> list[float]:
+    """A normalised (centre x, centre y, width, height) box -> pixel corners."""
+    cx, cy, w, h = (float(v) for v in box)
+    return [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+
+
+def coco_map(detections: list[list[tuple]], truths: list[list[tuple]], num_labels: int) -> dict[str, float]:
+    """COCO box mAP and mAP@0.5 by pycocotools: ``detections`` per image as (score,
+    class id, [xmin, ymin, xmax, ymax]), ``truths`` as (class id, [xmin, ymin, xmax, ymax])."""
+    import contextlib
+    import io
+
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise TaskhubError("object_detection's metrics need pycocotools: pip install pycocotools") from None
+
+    def xywh(b):
+        return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+
+    truth = {
+        "images": [{"id": i} for i in range(len(truths))],
+        "categories": [{"id": c} for c in range(num_labels)],
+        "annotations": [
+            {"id": n, "image_id": i, "category_id": c, "bbox": xywh(b), "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0}
+            for n, (i, c, b) in enumerate(((i, c, b) for i, objects in enumerate(truths) for c, b in objects), start=1)
+        ],
+    }
+    found = [{"image_id": i, "category_id": c, "bbox": xywh(b), "score": s} for i, row in enumerate(detections) for s, c, b in row]
+    if not found or not truth["annotations"]:
+        return {"map": 0.0, "map_50": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and table
+        ground = COCO()
+        ground.dataset = truth
+        ground.createIndex()
+        evaluation = COCOeval(ground, ground.loadRes(found), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {"map": max(float(evaluation.stats[0]), 0.0), "map_50": max(float(evaluation.stats[1]), 0.0)}
+
+
+class DetectionCollator:
+    """Stacks ``pixel_values`` (and ``pixel_mask``), padding smaller images at the bottom
+    and right to the batch's largest (mask 0 there) as the DETR processors pad, and keeps
+    ``labels`` a list of per-image ``{class_labels, boxes}`` tensors, their normalised boxes
+    rescaled to the padded image."""
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        pixels = [np.asarray(r["pixel_values"], dtype=np.float32) for r in rows]
+        height, width = max(p.shape[-2] for p in pixels), max(p.shape[-1] for p in pixels)
+        values = np.zeros((len(rows), pixels[0].shape[0], height, width), dtype=np.float32)
+        mask = np.zeros((len(rows), height, width), dtype=np.int64)
+        for i, p in enumerate(pixels):
+            values[i, :, : p.shape[-2], : p.shape[-1]] = p
+            mask[i, : p.shape[-2], : p.shape[-1]] = np.asarray(rows[i]["pixel_mask"]) if "pixel_mask" in rows[i] else 1
+        batch: dict[str, Any] = {"pixel_values": torch.from_numpy(values)}
+        if "pixel_mask" in rows[0]:
+            batch["pixel_mask"] = torch.from_numpy(mask)
+        if "labels" in rows[0]:
+            labels = []
+            for r, p in zip(rows, pixels):
+                boxes = torch.tensor(np.asarray(r["labels"]["boxes"], dtype=np.float32).reshape(-1, 4))
+                scale = torch.tensor([p.shape[-1] / width, p.shape[-2] / height] * 2)
+                labels.append(
+                    {
+                        "class_labels": torch.tensor(np.asarray(r["labels"]["class_labels"], dtype=np.int64).reshape(-1)),
+                        "boxes": boxes * scale,
+                        "orig_size": torch.tensor(np.asarray(r["labels"]["orig_size"], dtype=np.int64)),
+                    }
+                )
+            batch["labels"] = labels
+        return batch
+
+
+@hookimpl
+def taskhub_register_tasks():
+    return [TaskSpec(ObjectDetection.name, ObjectDetection, ObjectDetectionConfig)]

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.image_to_text",
     "taskhub_plugins.feature_extraction",
     "taskhub_plugins.object_detection",
+    "taskhub_plugins.zero_shot_image_classification",
 )
 ENTRY_POINT_GROUP = "taskhub"
 

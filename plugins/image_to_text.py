@@ -31,6 +31,7 @@ from taskhub.generation import GenerationTask, GenerationTaskConfig, PaddingColl
 from taskhub.media import load_image
 from taskhub.task import Task
 from taskhub.text import CountsCutTexts, check_texts, tokenize
+from taskhub.text_metrics import bleu_chrf_examples, corpus_bleu_chrf, rouge_examples
 
 #: Special tokens of the tokenizer trained on the captions for a from-scratch model.
 CAPTION_SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
@@ -257,14 +258,11 @@ class ImageToText(CountsCutTexts, GenerationTask):
 
     # --------------------------------------------------------------- metrics
     def text_scores(self, predictions, references):
-        """Sentence BLEU and chrF with the n-gram counts behind the corpus scores (the
-        translation task's scoring), and ROUGE-1/2/L F-measures (the summarization task's)."""
-        from taskhub_plugins.summarization import Summarization
-        from taskhub_plugins.translation import Translation
-
-        examples = Translation.text_scores(self, predictions, references)
-        for example, rouge in zip(examples, Summarization.text_scores(self, predictions, references)):
-            example["scores"].update({key: rouge["scores"][key] for key in CAPTION_ROUGE})
+        """Sentence BLEU and chrF with the n-gram counts behind the corpus scores, and
+        ROUGE-1/2/L F-measures."""
+        examples = bleu_chrf_examples(predictions, references)
+        for example, rouge in zip(examples, rouge_examples(predictions, references, CAPTION_ROUGE)):
+            example["scores"].update(rouge["scores"])
         return examples
 
     def score_examples(self, predictions, references) -> list[dict[str, Any]]:
@@ -272,9 +270,7 @@ class ImageToText(CountsCutTexts, GenerationTask):
 
     def aggregate_examples(self, columns) -> dict[str, float]:
         """Corpus BLEU and chrF from the summed counts, mean ROUGE and caption length."""
-        from taskhub_plugins.translation import Translation
-
-        return {**Translation.aggregate_examples(self, columns), **{key: float(columns[key].mean()) for key in CAPTION_ROUGE}}
+        return {**corpus_bleu_chrf(columns), **{key: float(columns[key].mean()) for key in (*CAPTION_ROUGE, "gen_len")}}
 
 
 @hookimpl

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskhub import TaskSpec, hookimpl
-from taskhub.generation import Seq2SeqConfig, Seq2SeqTask, split_sentences
+from taskhub.generation import Seq2SeqConfig, Seq2SeqTask
+from taskhub.text_metrics import rouge_examples
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -47,14 +48,7 @@ class Summarization(Seq2SeqTask):
 
     def text_scores(self, predictions, references):
         """ROUGE F-measures of each summary; the reported ROUGE is their mean."""
-        from rouge_score import rouge_scorer
-
-        scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-        examples = []
-        for prediction, reference in zip(predictions, references):
-            scores = scorer.score(split_sentences(reference), split_sentences(prediction))
-            examples.append({"scores": {key: scores[key].fmeasure for key in ROUGE_TYPES}})
-        return examples
+        return rouge_examples(predictions, references, ROUGE_TYPES)
 
 
 @hookimpl

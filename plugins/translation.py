@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from taskhub import TaskhubError, TaskSpec, hookimpl
 from taskhub.generation import Seq2SeqConfig, Seq2SeqTask
+from taskhub.text_metrics import bleu_chrf_examples, corpus_bleu_chrf
 
 
 @dataclass
@@ -96,32 +97,11 @@ class Translation(Seq2SeqTask):
     def text_scores(self, predictions, references):
         """Sentence BLEU and chrF of each translation, with the n-gram counts whose sums
         give sacreBLEU's corpus scores."""
-        from sacrebleu.metrics import BLEU, CHRF
-
-        sentence_bleu = BLEU(effective_order=True)
-        bleu_stats = BLEU()._extract_corpus_statistics(predictions, [references])
-        chrf_stats = CHRF()._extract_corpus_statistics(predictions, [references])
-        return [
-            {
-                "scores": {"bleu": sentence_bleu.sentence_score(p, [r]).score, "chrf": CHRF().sentence_score(p, [r]).score},
-                "stats": {"bleu_counts": b, "chrf_counts": c},
-            }
-            for p, r, b, c in zip(predictions, references, bleu_stats, chrf_stats)
-        ]
+        return bleu_chrf_examples(predictions, references)
 
     def aggregate_examples(self, columns):
-        """Corpus BLEU and chrF (sacreBLEU, 0-100) from summed counts, as ``corpus_score``
-        computes them; mean generated length."""
-        from sacrebleu.metrics import BLEU, CHRF
-
-        def summed(name):
-            return [[int(v) for v in columns[name].sum(axis=0)]]
-
-        return {
-            "bleu": BLEU()._aggregate_and_compute(summed("bleu_counts")).score,
-            "chrf": CHRF()._aggregate_and_compute(summed("chrf_counts")).score,
-            "gen_len": float(columns["gen_len"].mean()),
-        }
+        """Corpus BLEU and chrF (sacreBLEU, 0-100) from summed counts; mean generated length."""
+        return {**corpus_bleu_chrf(columns), "gen_len": float(columns["gen_len"].mean())}
 
 
 @hookimpl

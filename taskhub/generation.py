@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import difflib
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
@@ -392,8 +391,3 @@ class Seq2SeqTask(CountsCutTexts, GenerationTask):
     def score_examples(self, predictions, references) -> list[dict[str, Any]]:
         """The task's :meth:`text_scores` of each first generated text, plus its length in tokens."""
         return self.generated_text_examples(predictions, references, "target")
-
-
-def split_sentences(text: str) -> str:
-    """Sentences on separate lines (what ROUGE-Lsum expects), split after . ! or ?"""
-    return "\n".join(s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s)

@@ -92,6 +92,8 @@ class ZeroShotImageClassification(Task):
     prediction_fields = ("label", "score")
     side_inputs = (CHOICE_MASK,)
     main_metric = "accuracy"
+    # per-epoch validation scores captions (the contrastive loss); accuracy needs the label set
+    selection_metric = "loss"
     demo_data = "pkg://taskhub_plugins/data/digit_captions"
     demo_output = "label"
     demo_description = (
@@ -350,6 +352,8 @@ class ZeroShotImageClassification(Task):
 
         rows = list(iter_rows(references))
         split_labels = sorted({str(r["label"]) for r in rows if r.get("label") is not None})
+        if not split_labels:  # a split of captions (validation while training): its loss is its score
+            return None
         records = []
         for i, row in enumerate(rows):
             label = row.get("label")

@@ -73,6 +73,11 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
     #: The Hub's name for what the task does (a model card's ``pipeline_tag``); None: the
     #: task's name with dashes (``image_classification`` -> ``image-classification``).
     pipeline_tag: ClassVar[str | None] = None
+    #: The validation metric early stopping and the best checkpoint watch during training,
+    #: when the per-epoch validation does not compute :attr:`main_metric` (e.g. ``"loss"``
+    #: for a task whose metric needs a separate pass). None: :attr:`main_metric` (the loss
+    #: for tasks evaluated by prediction).
+    selection_metric: ClassVar[str | None] = None
     #: Metric that summarises the task (model selection, sweep tables).
     main_metric: ClassVar[str] = "loss"
     #: Model used when ``model.name_or_path`` is unset (hub id, folder or ``pkg://``).

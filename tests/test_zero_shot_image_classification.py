@@ -121,12 +121,15 @@ def test_tiny_train_evaluate_and_predict_through_run(tmp_path):
         "model.config.projection_dim=16",
     ]
     common = ["task=zero_shot_image_classification", "device=cpu"]
+    validation = write_jsonl(tmp_path / "validation.jsonl", caption_rows("train", 16))  # captions: watched by their loss
     trained = taskhub.run(
-        [*common, *small, f"data.train={train}", f"data.test={test}", "train.num_train_epochs=1", "train.per_device_train_batch_size=16"],
+        [*common, *small, f"data.train={train}", f"data.validation={validation}", f"data.test={test}", "train.num_train_epochs=1",
+         "train.per_device_train_batch_size=16", "train.early_stopping_patience=1"],
         run_dir=tmp_path / "train",
-    )
+    )  # fmt: skip
     metrics = trained["metrics"]
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_loss"] > 0 and metrics["train_loss"] > 0
+    assert metrics["validation_loss"] > 0 and "validation_accuracy" not in metrics  # a caption split has no labels to score
     model = Path(trained["outputs"]["model"])
     assert json.loads((model / "taskhub.json").read_text())["task"] == "zero_shot_image_classification"
     from transformers import AutoProcessor, CLIPProcessor

@@ -87,8 +87,9 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig, samples: list[dic
         metrics = {}
         if predictions is not None:
             metrics = {f"{prefix}_{k}": v for k, v in task.score_predictions(predictions, split.dataset).items()}
-            if samples is not None:
-                samples.extend(_samples(task, task.score_examples(predictions, split.dataset), split, predictions))
+            examples = task.score_examples(predictions, split.dataset) if samples is not None else None
+            if examples is not None:
+                samples.extend(_samples(task, examples, split, predictions))
             metrics[f"{prefix}_runtime"] = elapsed
             metrics[f"{prefix}_samples_per_second"] = len(predictions) / elapsed
     else:
@@ -97,12 +98,12 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig, samples: list[dic
             output = _predict(trainer, encode(task, split), prefix)
             metrics = dict(output.metrics)
             if is_main():
-                examples = task.score_examples(output, split.dataset)
-                if from_examples:
+                examples = task.score_examples(output, split.dataset)  # None: none for this split (e.g. captions)
+                if from_examples and examples is not None:
                     from taskhub.task import score_columns
 
                     metrics.update({f"{prefix}_{k}": v for k, v in task.aggregate_examples(score_columns(examples)).items()})
-                if samples is not None:
+                if samples is not None and examples is not None:
                     samples.extend(_samples(task, examples, split))
         else:
             metrics = trainer.evaluate(encode(task, split), metric_key_prefix=prefix)

@@ -4,6 +4,7 @@ checkpoints of one sweep reuse one tokenization)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -92,7 +93,8 @@ def _encode(task: Task, split) -> Any:
             remove_columns=dataset.column_names,
             keep_in_memory=True,
             load_from_cache_file=False,
-            new_fingerprint=f"taskhub-{task.name}-{split.name}-{time.time_ns()}",
+            # datasets refuses fingerprints over 64 characters (a long task name and "validation")
+            new_fingerprint=hashlib.sha256(f"taskhub-{task.name}-{split.name}-{time.time_ns()}".encode()).hexdigest()[:32],
         )
 
 
@@ -136,8 +138,11 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
 
 
 def best_model_metric(task: Task) -> str:
-    """What early stopping watches: the task's main metric, or the validation loss for a
-    task whose metric needs generated predictions (too slow to compute every epoch)."""
+    """What early stopping watches: the task's :attr:`~taskhub.Task.selection_metric`,
+    else its main metric, or the validation loss for a task whose metric needs generated
+    predictions (too slow to compute every epoch)."""
+    if task.selection_metric is not None:
+        return task.selection_metric
     return "loss" if task.evaluate_by_prediction else task.main_metric
 
 

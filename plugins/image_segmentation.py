@@ -7,7 +7,8 @@ of the model config's ``semantic_loss_ignore_index`` (255) are unlabelled: left 
 loss and the metrics. The class names come from, in order: ``task.labels``; an
 ``id2label.json`` (``{"0": "background", ...}``, the file segmentation datasets on the
 Hub ship) or a ``README.md`` whose YAML front matter has ``labels: [...]``, in the masks'
-folder or the one above it; else the indices found in the training masks, as names.
+folder or the one above it; else the names of the model being fine-tuned, if it has its
+own for every index in the training masks; else those indices, as names.
 
 Predictions follow the transformers 5 ``image-segmentation`` pipeline for semantic
 models: the logits are upsampled (bilinear) to the original image size, each pixel takes
@@ -266,13 +267,28 @@ class ImageSegmentation(Task):
             for i, value in enumerate(masks):
                 array, _ = load_mask(value, i)
                 found.update(int(v) for v in np.unique(array))
-            found.discard(255)
-            names = [str(i) for i in range(max(found, default=0) + 1)]
+            found.discard(self.ignore_index)
+            count = max(found, default=0) + 1
+            names = self._named_model_labels(count) or [str(i) for i in range(count)]
         if len(names) < 2:
             raise TaskhubError(f"image_segmentation needs at least 2 classes, got {len(names)} ({', '.join(names) or 'none'}); set task.labels=[...]")
         if len(set(names)) != len(names):
             raise TaskhubError(f"class names repeat: {', '.join(names)}")
         return {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+
+    def _named_model_labels(self, count: int) -> list[str] | None:
+        """The class names of the model being fine-tuned, when it has its own (not
+        transformers' LABEL_<n> placeholders) for at least ``count`` classes: masks of its
+        classes keep its names and its head."""
+        from taskhub.modeling import model_source
+
+        if model_source(self).name_or_path is None:
+            return None
+        own = {int(k): str(v) for k, v in (getattr(self.model_settings, "id2label", None) or {}).items()}
+        names = [own.get(i) for i in range(len(own))]
+        if len(names) < count or None in names or all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+            return None
+        return names
 
     @property
     def id2label(self) -> dict[int, str]:

@@ -180,3 +180,17 @@ def test_class_names_beside_the_masks(tmp_path):
     assert module.labels_beside(str(mask)) == ["sky", "road"]  # the README one folder up
     (tmp_path / "masks" / "id2label.json").write_text(json.dumps({"1": "car", "0": "void", "3": "tree"}))
     assert module.labels_beside(str(mask)) == ["void", "car", "2", "tree"]  # beside the masks first; index 2 unnamed
+
+
+def test_class_names_from_the_masks_or_the_model_being_fine_tuned(tmp_path):
+    (tmp_path / "masks").mkdir()
+    masks = []
+    for i, top in enumerate([2, 1]):
+        Image.fromarray(np.array([[0, top], [255, 0]], dtype=np.uint8)).save(tmp_path / "masks" / f"{i}.png")
+        masks.append(str(tmp_path / "masks" / f"{i}.png"))
+    scratch = taskhub.load_task("image_segmentation")
+    assert scratch.model_init_kwargs({"mask": masks})["id2label"] == {0: "0", 1: "1", 2: "2"}  # 255: ignored, not a class
+    tuned = taskhub.load_task("image_segmentation", model=str(save_tiny_segformer(tmp_path / "model")))
+    assert tuned.model_init_kwargs({"mask": masks})["id2label"] == dict(enumerate(LABELS))  # its 4 names cover indices 0-2
+    named = taskhub.load_task("image_segmentation", labels=["sea", "sand", "sky"])
+    assert named.model_init_kwargs({"mask": masks})["label2id"] == {"sea": 0, "sand": 1, "sky": 2}

@@ -374,6 +374,13 @@ class PredictConfig:
         "The predictions file; its extension picks the format: .jsonl, .csv (lists and objects as JSON text) or .parquet. "
         "A relative path is inside the run dir",
     )
+    output_format: str = option(
+        "file",
+        "file: one predictions file, predict.output (its extension picks the format); parquet: a folder of Parquet shards "
+        "written by Ray Data (needs predict.backend=ray; predict.output names the folder, default predictions/; "
+        "column row is the input row number)",
+        choices=("file", "parquet"),
+    )
     backend: Backend = option(Backend.local, "Where prediction runs: local (this process) or ray (Ray Data actors, pip install 'taskhub[ray]')")
     ray: RayConfig = field(default_factory=RayConfig)
 

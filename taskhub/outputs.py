@@ -4,6 +4,10 @@ The rows come from predict's partial file (one JSON line per input row, see
 :mod:`taskhub.resume`), read twice for CSV and Parquet (once for the columns or the
 schema, once to write), so memory does not grow with the input. Each file is written
 under a temporary name and renamed into place once its rows add up to the input's.
+
+``predict.output_format=parquet`` is a folder of Parquet shards instead, which Ray Data
+writes (:func:`taskhub.engine.ray_backend.write_parquet_folder`); :func:`parquet_folder`
+checks the options and names it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from taskhub.config import PredictConfig
 from taskhub.errors import TaskhubError
 from taskhub.rundir import atomic_path, writing
 
@@ -28,6 +33,28 @@ def output_path(output: str, run_dir: Path) -> Path:
     must name a format, checked before any model loads."""
     if os.path.splitext(output)[1].lower() not in FORMATS:
         raise TaskhubError(f"predict.output={output}: the extension picks the format: use .jsonl, .csv or .parquet")
+    path = Path(os.path.expanduser(output))
+    return path if path.is_absolute() else run_dir / path
+
+
+def parquet_folder(predict: PredictConfig, run_dir: Path) -> Path:
+    """Where ``predict.output_format=parquet`` writes its shards: ``predict.output`` (left
+    at its default file name: ``predictions/``; relative: inside the run dir). Checked
+    before any model loads: the shards are written by Ray Data (``predict.backend=ray``),
+    in one go (no ``predict.resume``)."""
+    if predict.backend.value != "ray":
+        raise TaskhubError(
+            "predict.output_format=parquet: the Parquet folder is written by Ray Data and needs predict.backend=ray; "
+            "for one Parquet file use predict.output=<name>.parquet"
+        )
+    if predict.resume:
+        raise TaskhubError(
+            "predict.resume=true: a Parquet folder (predict.output_format=parquet) is written in one go and cannot be resumed; "
+            "set predict.resume=false, or use predict.output_format=file"
+        )
+    output = "predictions" if predict.output == PredictConfig.output else predict.output
+    if os.path.splitext(output)[1].lower() in (".jsonl", ".csv"):
+        raise TaskhubError(f"predict.output={output}: predict.output_format=parquet writes a folder of Parquet shards; name a folder, or use predict.output_format=file")
     path = Path(os.path.expanduser(output))
     return path if path.is_absolute() else run_dir / path
 

@@ -1,6 +1,6 @@
-"""torchrun runs (2 processes, gloo on the CPU): one set of outputs written by the main
-process, the same results as one process, and a failure on any rank fails the run.
-Real ``torchrun`` subprocesses on tiny models."""
+"""torchrun and accelerate launch runs (2 processes, gloo on the CPU): one set of outputs
+written by the main process, the same results as one process, and a failure on any rank
+fails the run. Real ``torchrun`` / ``accelerate launch`` subprocesses on tiny models."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from taskhub.testing import save_task_model, save_tiny_text_model
 from conftest import read_jsonl, write_jsonl
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
+ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 LABELS = {"id2label": {0: "food", 1: "not_food"}, "label2id": {"food": 0, "not_food": 1}}
 WORDS = "the a pizza salad car road tasty bread engine soup house".split()
 
@@ -149,3 +150,25 @@ def test_evaluate_on_two_processes_equals_one_process(models, tmp_path):
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())["metrics"]
     for name in ("test_accuracy", "test_f1_macro", "test_loss"):
         assert two[name] == pytest.approx(single[name], abs=1e-5), name
+
+
+def test_accelerate_launch_predict_on_two_processes_equals_one_process(models, tmp_path):
+    """``accelerate launch --multi_gpu`` starts its processes through torchrun, on the CPU
+    too when there is no GPU (gloo). ``--cpu --num_processes 2`` would start one process:
+    accelerate spreads CPU processes only through mpirun (``--mpirun_hostfile``)."""
+    _, classifier = models
+    rows = texts(100, seed=3)
+    rows[70]["text"] = ""  # on the second process's half
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    args = predict_args(classifier, data, "on_error=skip", "device=cpu")
+    single_process(args, tmp_path / "single")
+    launch = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "--main_process_port", "0", "--log_dir", str(tmp_path / "logs"), "--tee", "3"]
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": ""}  # no accelerate config of the user's; CPU processes
+    ok(subprocess.run([*launch, "-m", "taskhub", *args, f"hydra.run.dir={tmp_path / 'two'}"], capture_output=True, text=True, timeout=600, env=env))
+    assert sorted(p.name for p in (tmp_path / "logs").glob("*/attempt_0/*")) == ["0", "1"]  # torchrun started two processes
+    assert_same_predictions(tmp_path / "two" / "predictions.jsonl", tmp_path / "single" / "predictions.jsonl")
+    assert read_jsonl(tmp_path / "two" / "errors.jsonl") == read_jsonl(tmp_path / "single" / "errors.jsonl")
+    assert [e["row"] for e in read_jsonl(tmp_path / "two" / "errors.jsonl")] == [71]
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())["metrics"]
+    assert (metrics["predict_rows"], metrics["predict_errors"]) == (99, 1)

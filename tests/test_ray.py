@@ -75,6 +75,83 @@ def test_ray_writes_the_format_predict_output_names(classifier, tmp_path):
     assert list(got["label"]) == list(expected["label"])
 
 
+def test_ray_writes_a_parquet_folder_equal_to_local(classifier, tmp_path):
+    """output_format=parquet: Ray Data writes the shards; sorted by the input row number
+    (column row, 1-based as in errors.jsonl) they are backend=local's file, field for field."""
+    import pyarrow.dataset as pads
+
+    # A field null in the first batches and text later: the shards still share one schema.
+    made = [{**row, "note": None if row["id"] < 40 else f"n{row['id']}"} for row in rows(60, bad={7: {"id": 7, "text": "", "label": "x"}})]
+    data = write_jsonl(tmp_path / "in.jsonl", made)
+    local = predict(classifier, data, tmp_path / "local", "on_error=skip")
+    # One actor: a 60-row file is one block, which one actor predicts (a second would only start).
+    on_ray = predict(classifier, data, tmp_path / "ray", "on_error=skip", "predict.output_format=parquet", "predict.backend=ray", "predict.ray.num_workers=1", "predict.ray.batch_size=16")
+    folder = tmp_path / "ray" / "predictions"
+    assert on_ray["outputs"]["predictions"] == json.loads((tmp_path / "ray" / "metrics.json").read_text())["outputs"]["predictions"] == str(folder)
+    assert folder.is_dir() and not list((tmp_path / "ray").glob(".predictions*"))  # renamed into place, no temporary left
+    shards = list(folder.iterdir())
+    assert len(shards) > 1 and len({pads.dataset(shard, format="parquet").schema for shard in shards}) == 1
+    table = pads.dataset(folder, format="parquet").to_table()
+    assert table.column_names == [*read_jsonl(local["outputs"]["predictions"])[0], "row"]
+    got = sorted(table.to_pylist(), key=lambda r: r["row"])
+    assert [r.pop("row") for r in got] == [n for n in range(1, 61) if n != 8]
+    expected = read_jsonl(local["outputs"]["predictions"])
+    assert len(got) == len(expected) == 59
+    for mine, theirs in zip(got, expected):
+        assert {k: v for k, v in mine.items() if k != "score"} == {k: v for k, v in theirs.items() if k != "score"}
+        assert mine["score"] == pytest.approx(theirs["score"], abs=1e-5)
+    assert read_jsonl(on_ray["outputs"]["errors"]) == read_jsonl(local["outputs"]["errors"])
+    assert (on_ray["metrics"]["predict_rows"], on_ray["metrics"]["predict_errors"]) == (59, 1)
+
+
+def test_parquet_actors_name_a_bad_row_by_its_input_row(classifier):
+    """With on_error=raise an actor fails on a bad row, naming its row in the whole input
+    (here a batch starting at row 41); test_an_actor_error_reaches_the_driver_as_one_line
+    covers the way back to the driver. In process: no second pool of actors to start."""
+    import pyarrow as pa
+    from omegaconf import OmegaConf
+
+    from taskhub.engine.ray_backend import ROW, Predictor
+
+    cfg = taskhub.compose(["task=text_classification", "mode=predict", f"model.name_or_path={classifier}", "predict.output_format=parquet", *RAY])
+    batch = pa.Table.from_pylist(rows(5, bad={2: {"id": 2, "text": " ", "label": "x"}})).append_column(ROW, pa.array(range(40, 45), pa.int64()))
+    with pytest.raises(TaskhubError, match=r"^in.jsonl, row 43: empty 'text'$"):
+        Predictor(OmegaConf.to_object(cfg), "in.jsonl", ".", tables=True)(batch)
+
+
+def test_an_actor_error_reaches_the_driver_as_one_line():
+    """Not Ray's wrapper with its retry advice: a taskhub error as it is, any other error
+    with its type."""
+    from taskhub.engine.ray_backend import _configure, worker_error
+
+    def refuse(batch):
+        raise TaskhubError("in.jsonl, row 43: empty 'text'")
+
+    def fail(batch):
+        raise ValueError("the tokenizer says no")
+
+    _configure()
+    for fn, expected in ((refuse, "in.jsonl, row 43: empty 'text'"), (fail, "predict.backend=ray: a worker failed: ValueError: the tokenizer says no")):
+        with pytest.raises(ray.exceptions.RayError) as caught:
+            ray.data.from_items([{"a": 1}]).map_batches(fn).materialize()
+        assert str(worker_error(caught.value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["predict.output_format=parquet"], r"^predict.output_format=parquet: the Parquet folder is written by Ray Data and needs predict.backend=ray;"),
+        (["predict.output_format=parquet", "predict.resume=true", *RAY], r"^predict.resume=true: a Parquet folder .* cannot be resumed;"),
+        (["predict.output_format=parquet", "predict.output=out.jsonl", *RAY], r"^predict.output=out.jsonl: predict.output_format=parquet writes a folder"),
+        (["predict.output_format=shards"], r"^predict.output_format=shards: must be one of file, parquet$"),
+    ],
+)
+def test_parquet_folder_options_are_checked_before_any_model_loads(tmp_path, overrides, message):
+    args = ["task=text_classification", "mode=predict", f"model.name_or_path={tmp_path / 'no-model'}", *overrides]
+    with pytest.raises(TaskhubError, match=message):
+        taskhub.run([*args, f"data.predict={write_jsonl(tmp_path / 'in.jsonl', rows(3))}"], run_dir=tmp_path / "run")
+
+
 def test_ray_refuses_a_dataset_repository(classifier, tmp_path):
     """Ray Data reads files; a dataset repository (data.dataset) stays with backend=local."""
     (tmp_path / "repo").mkdir()

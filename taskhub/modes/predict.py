@@ -1,5 +1,6 @@
 """``mode=predict``: stream the input through the task into ``predict.output`` (JSON
-Lines, CSV or Parquet; your fields kept), resumable after a kill."""
+Lines, CSV or Parquet; your fields kept), resumable after a kill; or, with
+``predict.output_format=parquet`` on Ray, a folder of Parquet shards Ray Data writes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split, rows_from
 from taskhub.engine.sharding import gather, my_rows, world
 from taskhub.errors import RowFailure, TaskhubError
-from taskhub.outputs import finish_predictions, output_path
+from taskhub.outputs import finish_predictions, output_path, parquet_folder
 from taskhub.resume import PARTIAL, PartialWriter, partial_path, predict_key, resumable_rows, start_partial
 from taskhub.progress import progress
 from taskhub.rundir import atomic_path, writing
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from taskhub.task import Task
 
 log = logging.getLogger("taskhub")
+
+RAY_UNDER_LAUNCHER = "predict.backend=ray spreads the rows over Ray actors itself: run it as one process, not under torchrun"
+
 
 def predict(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Predict the input into ``predict.output`` (+ ``errors.jsonl`` with ``on_error=skip``).
@@ -36,6 +40,8 @@ def predict(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], 
     a partial file of its own (resumable on its own); the main process joins them in
     rank order and writes the outputs alone (the other ranks return nothing).
     """
+    if run.predict.output_format == "parquet":
+        return _predict_to_folder(task, run, run_dir)
     output = output_path(run.predict.output, run_dir)
     split = read_split(task, run.data, "predict", with_targets=False)
     here = world()
@@ -75,6 +81,33 @@ def predict(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], 
     return metrics, outputs
 
 
+def _predict_to_folder(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """``predict.output_format=parquet`` (``predict.backend=ray``): Ray Data predicts and
+    writes the Parquet shards itself, so no row passes through this process and there
+    is no partial file (nor a resume)."""
+    folder = parquet_folder(run.predict, run_dir)
+    if world().size > 1:
+        raise TaskhubError(RAY_UNDER_LAUNCHER)
+    from taskhub.engine.ray_backend import write_parquet_folder
+
+    split = read_split(task, run.data, "predict", with_targets=False)  # columns checked here, once
+    total = None if split.streaming else len(split.raw)
+    started = time.perf_counter()
+    rows, errors = write_parquet_folder(task, run, split, folder, run_dir / "errors.jsonl", total)
+    elapsed = time.perf_counter() - started
+    metrics = {
+        "predict_rows": rows,
+        "predict_errors": errors,
+        "predict_runtime": elapsed,
+        "predict_rows_per_second": (rows + errors) / elapsed if elapsed else 0.0,
+    }
+    outputs = {"predictions": str(folder)}
+    if errors:
+        outputs["errors"] = str(run_dir / "errors.jsonl")
+        log.warning("%d of %d rows skipped: see %s", errors, rows + errors, outputs["errors"])
+    return metrics, outputs
+
+
 def _predict_rows(task: Task, run: RunConfig, split, partial: Path, first: int, stop: int | None, done: int) -> None:
     """Append one line per input row of ``[first, stop)`` (None: to the end) after the
     ``done`` the partial file holds. A run that fails before its first row removes its
@@ -99,7 +132,7 @@ def _results(task: Task, run: RunConfig, split, first: int, stop: int | None):
     from the backend ``predict.backend`` names."""
     if run.predict.backend.value == "ray":
         if world().size > 1:
-            raise TaskhubError("predict.backend=ray spreads the rows over Ray actors itself: run it as one process, not under torchrun")
+            raise TaskhubError(RAY_UNDER_LAUNCHER)
         from taskhub.engine.ray_backend import predict_rows
 
         return predict_rows(task, run, split, first)

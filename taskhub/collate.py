@@ -17,20 +17,21 @@ CHOICE_MASK = "choice_mask"
 
 
 def is_nested(value: Any) -> bool:
-    """A feature value holding several sequences (a list of lists or arrays), not one."""
+    """A value that is a list of lists or arrays (several sequences, or an image's rows:
+    only the task knows which; see :attr:`taskhub.Task.nested_features`)."""
     return isinstance(value, (list, tuple)) and bool(value) and (isinstance(value[0], (list, tuple)) or getattr(value[0], "ndim", 0) >= 1)
 
 
-def padded_cost(value: Any) -> int:
-    """Positions a feature takes once padded: its length, or for several sequences their
-    count times the longest (what length batching should weigh, not the count alone)."""
-    if is_nested(value):
-        return len(value) * max((len(v) for v in value), default=0)
-    return len(value) if hasattr(value, "__len__") else 1
+def nested_cost(value: Sequence[Sequence[Any]]) -> int:
+    """Positions several sequences take once padded: their count times the longest (what
+    length batching should weigh, not the count alone)."""
+    return len(value) * max((len(v) for v in value), default=0)
 
 
 class NestedPadding:
-    """A collator for features where some keys hold several sequences per row.
+    """A collator for features where some keys (``nested_keys``, which a task declares:
+    an image's channels or a label map are arrays of arrays too) hold several sequences
+    per row.
 
     The nested keys of every row are flattened into one list of ordinary features,
     padded by ``flat`` (the task's usual collator, e.g. the tokenizer's padding), and
@@ -40,14 +41,14 @@ class NestedPadding:
     ``default_data_collator``.
     """
 
-    def __init__(self, flat: Callable[[list[dict[str, Any]]], Mapping[str, Any]], nested_keys: Sequence[str] | None = None):
+    def __init__(self, flat: Callable[[list[dict[str, Any]]], Mapping[str, Any]], nested_keys: Sequence[str]):
         self.flat = flat
-        self.nested_keys = tuple(nested_keys) if nested_keys is not None else None
+        self.nested_keys = tuple(nested_keys)
 
     def __call__(self, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         import torch
 
-        nested = self.nested_keys if self.nested_keys is not None else tuple(k for k, v in rows[0].items() if is_nested(v))
+        nested = tuple(key for key in self.nested_keys if key in rows[0])
         if not nested:
             return dict(self.flat([dict(row) for row in rows]))
         counts = [len(row[nested[0]]) for row in rows]

@@ -17,7 +17,7 @@ import abc
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taskhub.collate import padded_cost
+from taskhub.collate import nested_cost
 from taskhub.engine.batching import ROW_KEY, SIDE_PREFIX  # noqa: F401 - ROW_KEY: part of the plugin API here
 from taskhub.engine.streaming import stream
 from taskhub.config import ModelConfig, TaskConfig
@@ -98,6 +98,11 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
     #: accelerator (decoding images, audio); off for tokenizers, which postprocessing and
     #: generation also use and which are not safe across threads.
     overlap_preprocessing: ClassVar[bool] = False
+    #: Features holding several token sequences per row (a question against N choices, N
+    #: varying per row): the default collator pads them to ``(rows, N, length)`` with a
+    #: ``choice_mask`` (:class:`~taskhub.collate.NestedPadding`), and length batching
+    #: weighs them as N x the longest.
+    nested_features: ClassVar[tuple[str, ...]] = ()
     #: Features that are batched with the model inputs (padded, moved to the device) but
     #: are not arguments of the model: a mask over a row's choices, image sizes, targets
     #: of a loss the model does not compute. :meth:`call_model` leaves them out of the
@@ -212,16 +217,14 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
 
     def build_collator(self):
         """Pads a list of :meth:`preprocess` rows into a batch of tensors: token sequences
-        with the tokenizer's padding, other arrays stacked, and features holding several
-        sequences per row (N choices) as ``(rows, N, length)`` with a ``choice_mask``
-        (:class:`~taskhub.collate.NestedPadding`)."""
+        with the tokenizer's padding, other arrays stacked, and :attr:`nested_features`
+        as ``(rows, N, length)`` with a ``choice_mask`` (:class:`~taskhub.collate.NestedPadding`)."""
         from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, default_data_collator
 
         from taskhub.collate import NestedPadding
 
-        if isinstance(self.processor, PreTrainedTokenizerBase):
-            return NestedPadding(DataCollatorWithPadding(self.processor))
-        return NestedPadding(default_data_collator)
+        flat = DataCollatorWithPadding(self.processor) if isinstance(self.processor, PreTrainedTokenizerBase) else default_data_collator
+        return NestedPadding(flat, self.nested_features) if self.nested_features else flat
 
     @property
     def collator(self):
@@ -424,7 +427,10 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
         Tasks whose inputs cost otherwise override it (image_classification: pixels)."""
         for key, values in features.items():
             if not key.startswith(SIDE_PREFIX):
-                return padded_cost(values[index])
+                value = values[index]
+                if key in self.nested_features:
+                    return nested_cost(value)
+                return len(value) if hasattr(value, "__len__") else 1
         return 1
 
     def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:

@@ -39,6 +39,7 @@ class Choice(Task):
     target_columns = ("answer",)
     prediction_fields = ("label", "score")
     main_metric = "accuracy"
+    nested_features = ("input_ids", "attention_mask")
     side_inputs = (CHOICE_MASK,)
     training_defaults = {"learning_rate": 3e-3, "per_device_train_batch_size": 16}
 
@@ -126,12 +127,13 @@ def test_nested_features_are_padded_to_rows_choices_and_tokens():
         return {"input_ids": torch.tensor([r["input_ids"] + [0] * (longest - len(r["input_ids"])) for r in rows])}
 
     rows = [{"input_ids": [[1, 2], [3, 4, 5]], "labels": 1}, {"input_ids": [[6], [7], [8, 9]], "labels": 0}]
-    batch = NestedPadding(pad_tokens)(rows)
+    batch = NestedPadding(pad_tokens, ["input_ids"])(rows)
     assert batch["input_ids"].tolist() == [[[1, 2, 0], [3, 4, 5], [1, 2, 0]], [[6, 0, 0], [7, 0, 0], [8, 9, 0]]]
     assert batch[CHOICE_MASK].tolist() == [[True, True, False], [True, True, True]]
     assert batch["labels"].tolist() == [1, 0]
-    # rows of one sequence each pass straight through to the flat collator
-    assert NestedPadding(default_data_collator)([{"input_ids": [1, 2], "labels": 0}])["input_ids"].tolist() == [[1, 2]]
+    # only declared keys are nested: an image's rows of pixels are a list of lists too
+    image = {"pixel_values": [[[0.0, 1.0], [2.0, 3.0]]], "labels": 0}
+    assert NestedPadding(default_data_collator, ["input_ids"])([image])["pixel_values"].shape == (1, 1, 2, 2)
 
 
 def test_length_batching_weighs_choices_times_tokens(tiny_text_model):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +145,21 @@ def _batches(partial: Path) -> Iterator[list[dict[str, Any]]]:
 
 
 WRITERS = {".jsonl": write_jsonl, ".csv": write_csv, ".parquet": write_parquet}
+
+
+def merge_prediction(raw: Mapping[str, Any], prediction: Mapping[str, Any]) -> dict[str, Any]:
+    """The input row plus the prediction fields. An input field a prediction field would
+    overwrite is kept as ``input_<name>`` (``input_<name>_2``, ... when the row already has
+    that name too): every value the user wrote stays in the output."""
+    taken = set(raw) | set(prediction)
+    merged = {}
+    for key, value in raw.items():
+        if key in prediction:
+            renamed, n = f"input_{key}", 2
+            while renamed in taken:
+                renamed, n = f"input_{key}_{n}", n + 1
+            taken.add(renamed)
+            key = renamed
+        merged[key] = value
+    merged.update(prediction)
+    return merged

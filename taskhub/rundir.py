@@ -30,7 +30,7 @@ LOCK_FILE = ".taskhub.lock"
 #: Files whose presence tells which mode's outputs a run dir holds (besides metrics.json).
 #: Glob patterns: predictions in any format (predict.output) and the partial files of
 #: one process or of each rank.
-MODE_OUTPUTS = {"model": "train", "checkpoints": "train", "predictions.*": "predict", ".predictions.partial*.jsonl": "predict"}
+MODE_OUTPUTS = {"model": "train", "checkpoints": "train", "predictions.*": "predict", "predictions": "predict", ".predictions.partial*.jsonl": "predict"}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from taskhub.classification import MULTI_LABEL, SINGLE_LABEL, ClassificationTask
 from taskhub.config import DataConfig
 from taskhub.data import read_split
 from taskhub.media import load_image
-from taskhub.modes.predict import merge_prediction
+from taskhub.outputs import merge_prediction
 from taskhub.rundir import atomic_path
 
 

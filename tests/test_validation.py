@@ -16,7 +16,7 @@ from conftest import TASKHUB, run_cli, write_jsonl
 
 import taskhub
 from taskhub import TaskhubError
-from taskhub.modes.predict import merge_prediction
+from taskhub.outputs import merge_prediction
 from taskhub.testing import save_task_model, save_tiny_text_model
 
 LABELS = {"num_labels": 2, "id2label": {0: "food", 1: "not_food"}, "label2id": {"food": 0, "not_food": 1}}

@@ -154,13 +154,15 @@ def _read(run: RunConfig, files: list[str]):
 
 
 def _predicted(run: RunConfig, dataset, split: Split, files: list[str], tables: bool = False):
+    import ray
+
     settings = run.predict.ray
     return dataset.map_batches(
         Predictor,
         fn_constructor_kwargs={"run": run, "source": split.path, "folder": _folder(files[0]), "tables": tables},
         batch_size=settings.batch_size,
         batch_format="pyarrow",
-        concurrency=settings.num_workers,
+        compute=ray.data.ActorPoolStrategy(size=settings.num_workers),
         num_gpus=settings.num_gpus_per_worker or None,
     )
 
@@ -360,7 +362,7 @@ class Predictor:
         """``(number, input row as written, prediction or RowFailure)`` as output rows."""
         import pyarrow as pa
 
-        from taskhub.modes.predict import merge_prediction
+        from taskhub.outputs import merge_prediction
 
         out = []
         for number, written, result in rows:

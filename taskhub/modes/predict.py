@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split, rows_from
 from taskhub.engine.sharding import gather, my_rows, world
 from taskhub.errors import RowFailure, TaskhubError
-from taskhub.outputs import finish_predictions, output_path, parquet_folder
+from taskhub.outputs import finish_predictions, merge_prediction, output_path, parquet_folder
 from taskhub.resume import PARTIAL, PartialWriter, partial_path, predict_key, resumable_rows, start_partial
 from taskhub.progress import progress
 from taskhub.rundir import atomic_path, writing
@@ -156,21 +155,3 @@ def _join_shards(run_dir: Path, size: int, key: dict[str, Any], partial: Path) -
                 with open(partial_path(run_dir, rank, size), encoding="utf-8") as lines:
                     next(lines)  # the shard's own header
                     shutil.copyfileobj(lines, out)
-
-
-def merge_prediction(raw: Mapping[str, Any], prediction: Mapping[str, Any]) -> dict[str, Any]:
-    """The input row plus the prediction fields. An input field a prediction field would
-    overwrite is kept as ``input_<name>`` (``input_<name>_2``, ... when the row already has
-    that name too): every value the user wrote stays in the output."""
-    taken = set(raw) | set(prediction)
-    merged = {}
-    for key, value in raw.items():
-        if key in prediction:
-            renamed, n = f"input_{key}", 2
-            while renamed in taken:
-                renamed, n = f"input_{key}_{n}", n + 1
-            taken.add(renamed)
-            key = renamed
-        merged[key] = value
-    merged.update(prediction)
-    return merged

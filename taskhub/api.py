@@ -16,7 +16,8 @@ def prepare_overrides(overrides: Sequence[str], registry) -> tuple[list[str], li
     task configs and resolvers registered, swept values expanded, ``task=auto`` resolved.
     Returns (the user's overrides, normalised; the ones added: the resolved task, the
     plugins' config search path)."""
-    from taskhub.config import AUTO_TASK, normalize_overrides, register_configs
+    from taskhub.config import AUTO_TASK
+    from taskhub.overrides import normalize_overrides, register_configs
     from taskhub.manager import plugin_searchpath, searchpath_overrides, task_presets
     from taskhub.provenance import with_auto_task
     from taskhub.sweeps import expand_overrides, register_resolvers
@@ -44,7 +45,9 @@ def compose(overrides: Sequence[str] = (), **options: Any):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import CONFIG_MODULE, check_options, keyword_overrides
+    from taskhub.config import CONFIG_MODULE
+    from taskhub.options import check_options
+    from taskhub.overrides import keyword_overrides
     from taskhub.manager import get_registry
 
     registry = get_registry()
@@ -115,7 +118,8 @@ def load_task(name: str, model: str | None = None, device: str = "auto", dtype: 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from taskhub.config import ModelConfig, Precision, Quantization, check_options
+    from taskhub.config import ModelConfig, Precision, Quantization
+    from taskhub.options import check_options
     from taskhub.manager import get_registry
 
     spec = get_registry().get(name)

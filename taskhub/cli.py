@@ -205,7 +205,7 @@ def render_options(run) -> str:
     it does; the task's own options first, as the ones a user of that task reaches for."""
     import textwrap
 
-    from taskhub.config import describe_options
+    from taskhub.options import describe_options
 
     rows = describe_options(run)
     rows.sort(key=lambda row: not row[0].startswith("task."))

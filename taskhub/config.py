@@ -7,17 +7,13 @@ errors at composition time.
 
 from __future__ import annotations
 
-import re
-import types
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from enum import Enum
-from collections.abc import Mapping
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from taskhub.errors import TaskhubError
+from taskhub.options import option
 
 
 class Mode(str, Enum):
@@ -49,123 +45,6 @@ class Precision(str, Enum):
 class Quantization(str, Enum):
     none = "none"
     int8 = "int8"
-
-
-# ------------------------------------------------------------------ options
-@dataclass(frozen=True)
-class Bounds:
-    """The range a numeric option must lie in; checked by :func:`check_options`."""
-
-    ge: float | None = None  # at least
-    gt: float | None = None  # greater than
-    le: float | None = None  # at most
-
-    def violated_by(self, value: float) -> str | None:
-        if self.ge is not None and value < self.ge:
-            return f"must be at least {_num(self.ge)}"
-        if self.gt is not None and value <= self.gt:
-            return f"must be greater than {_num(self.gt)}"
-        if self.le is not None and value > self.le:
-            return f"must be at most {_num(self.le)}"
-        return None
-
-    def __str__(self) -> str:
-        parts = [f">= {_num(self.ge)}" if self.ge is not None else "", f"> {_num(self.gt)}" if self.gt is not None else ""]
-        parts.append(f"<= {_num(self.le)}" if self.le is not None else "")
-        return ", ".join(p for p in parts if p)
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def option(
-    default: Any = MISSING,
-    doc: str = "",
-    *,
-    factory: Any = None,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    accepts: str | None = None,
-) -> Any:
-    """A config field with its description (shown by ``taskhub --help``) and the values it
-    accepts beyond its type: a range (``ge``/``gt``/``le``) or ``choices`` for a string.
-    Hydra checks the type; :func:`check_options` the rest, before any model loads.
-    ``accepts`` describes the values of a field typed ``Any`` (Hydra cannot type a union)."""
-    metadata = {"doc": doc, "bounds": Bounds(ge, gt, le) if (ge, gt, le) != (None, None, None) else None, "choices": choices}
-    if accepts:
-        metadata["accepts"] = accepts
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def check_options(config: Any, prefix: str = "") -> None:
-    """Raise a one-line error for the first option outside its range or choices, by key.
-
-    Walks a structured config (a :class:`RunConfig`, a task's config) recursively; an
-    unset (``None``) option is the task's or library's default and is not checked."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        key = f"{prefix}{f.name}"
-        if is_dataclass(value):
-            check_options(value, f"{key}.")
-            continue
-        if value is None:
-            continue
-        bounds, choices = f.metadata.get("bounds"), f.metadata.get("choices")
-        problem = None
-        if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-            problem = bounds.violated_by(value)
-        elif choices is not None and value not in choices:
-            problem = f"must be one of {', '.join(choices)}"
-        if problem:
-            raise TaskhubError(f"{key}={_num(value) if isinstance(value, float) else value}: {problem}")
-
-
-def describe_options(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """``(key, type, value, description)`` for every option of a structured config, for
-    ``taskhub --help``; the type says what values are accepted (range, choices, null)."""
-    hints = typing.get_type_hints(type(config))
-    rows = []
-    for f in fields(config):
-        value = getattr(config, f.name)
-        key = f"{prefix}{f.name}"
-        if is_dataclass(value):
-            rows.extend(describe_options(value, f"{key}."))
-            continue
-        hint = hints.get(f.name, Any)
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        nullable = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
-        metadata = _inherited_metadata(type(config), f)
-        accepted = "|".join(metadata["choices"]) if metadata.get("choices") else metadata.get("accepts") or _type_name(args[0] if nullable else hint)
-        if metadata.get("bounds") is not None:
-            accepted += f" {metadata['bounds']}"
-        rows.append((key, accepted + (", or null" if nullable else ""), value.value if isinstance(value, Enum) else value, metadata.get("doc", "")))
-    return rows
-
-
-def _inherited_metadata(cls: type, f) -> Mapping[str, Any]:
-    """A field's option metadata; a subclass that only changes the default (``name``)
-    keeps its base's description."""
-    if f.metadata:
-        return f.metadata
-    for base in cls.__mro__[1:]:
-        inherited = getattr(base, "__dataclass_fields__", {}).get(f.name)
-        if inherited is not None and inherited.metadata:
-            return inherited.metadata
-    return {}
-
-
-def _type_name(hint: Any) -> str:
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return "|".join(member.value for member in hint)
-    origin = typing.get_origin(hint)
-    if origin in (list, dict):
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(hint))}]"
-    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 
 
 # ------------------------------------------------------------------ schema
@@ -452,96 +331,3 @@ class RunConfig:
     def engine_options(self) -> dict[str, Any]:
         """The batching settings, as :meth:`taskhub.Task.predict_iter` takes them."""
         return {"batch_size": self.batch_size, "max_tokens": self.predict.max_tokens, "sort_by_length": self.predict.sort_by_length}
-
-
-def register_configs(registry) -> None:
-    """Put the root schema and one ``task`` group option per registered task in Hydra's ConfigStore."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="taskhub_schema", node=RunConfig)
-    cs.store(group="task", name=AUTO_TASK, node=TaskConfig(name=AUTO_TASK), provider="taskhub")  # resolved per run: taskhub.provenance
-    for spec in registry:
-        cs.store(group="task", name=spec.name, node=spec.config_cls, provider="taskhub")
-
-
-def open_dict_prefixes(registry) -> set[str]:
-    """Dotted paths of free-form dict fields (``data.columns``, ``model.config``, ...)
-    in the root schema and every task's config."""
-    import dataclasses
-    import typing
-
-    prefixes: set[str] = set()
-
-    def walk(cls, path: str) -> None:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            hint = hints[f.name]
-            origin = typing.get_origin(hint) or hint
-            if origin is dict:
-                prefixes.add(f"{path}{f.name}.")
-            elif dataclasses.is_dataclass(hint):
-                walk(hint, f"{path}{f.name}.")
-
-    walk(RunConfig, "")
-    for spec in registry:
-        walk(spec.config_cls, "task.")
-    return prefixes
-
-
-def normalize_overrides(overrides, registry) -> list[str]:
-    """Let ``data.columns.text=review`` add a key to a free-form dict without Hydra's ``+``
-    (rewritten to ``++``, which adds or replaces)."""
-    prefixes = open_dict_prefixes(registry)
-    normalized = []
-    for override in overrides:
-        key = override.split("=", 1)[0]
-        if "=" in override and not key.startswith(("+", "~")) and any(key.startswith(p) for p in prefixes):
-            override = "++" + override
-        normalized.append(quote_split_expression(override))
-    return normalized
-
-
-def quote_split_expression(override: str) -> str:
-    """Let ``data.split.validation=validation[:10%]`` through Hydra's grammar, which reads
-    an unquoted ``[`` as the start of a list: a split expression is quoted for it."""
-    key, _, value = override.partition("=")
-    if key.startswith("data.split.") and "[" in value and not value.startswith(("'", '"')):
-        return f"{key}='{value}'"
-    return override
-
-
-def keyword_overrides(options: dict[str, Any], prefix: str = "") -> list[str]:
-    """``{"train": {"num_train_epochs": 1}}`` -> ``["train.num_train_epochs=1"]``, each value
-    written in Hydra's override grammar (strings quoted, so any character is kept)."""
-    overrides = []
-    for key, value in options.items():
-        if isinstance(value, dict) and value:
-            overrides.extend(keyword_overrides(value, f"{prefix}{key}."))
-        else:
-            overrides.append(f"{prefix}{key}={_override_value(value)}")
-    return overrides
-
-
-#: A string Hydra reads as that same string without quotes.
-PLAIN_VALUE = re.compile(r"[A-Za-z_/.~][\w/.:+*@%~-]*")
-
-
-def _override_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if PLAIN_VALUE.fullmatch(text) and text.lower() not in ("true", "false", "null", "none", "nan", "inf"):
-        return text  # names, paths, globs: as a user types them on the command line
-    # Hydra keeps backslashes in quoted strings, except a run of them before a quote
-    # (or the closing quote), which it reads as escapes: double those.
-    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
-    return f"'{escaped}'"

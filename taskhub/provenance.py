@@ -15,7 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskhub.config import AUTO_TASK, keyword_overrides
+from taskhub.config import AUTO_TASK
+from taskhub.overrides import keyword_overrides
 from taskhub.errors import TaskhubError
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from taskhub.config import RunConfig, check_options
+from taskhub.config import RunConfig
+from taskhub.options import check_options
 from taskhub.dataroot import confined_to
 from taskhub.engine.sharding import broadcast, is_main, on_main
 from taskhub.errors import TaskhubError

@@ -17,14 +17,25 @@ class ids the model's loss takes), and a batch keeps them as a list of per-image
 ``pipeline("object-detection")``'s, in one field: ``objects``, the list of
 ``{"score", "label", "box": {"xmin", "ymin", "xmax", "ymax"}}`` (integer pixels)
 scoring above ``task.threshold`` (the pipeline's default, 0.5), the same shape as
-the ``objects`` it trains on. Evaluation is COCO's box mAP (``map``, over IoU 0.5:0.95)
+the ``objects`` it trains on (an input file's own ``objects`` stay in predictions.jsonl
+as ``input_objects``; the demo draws the boxes over the image). Evaluation is COCO's box mAP (``map``, over IoU 0.5:0.95)
 and ``map_50`` (IoU 0.5) by ``pycocotools``, the reference implementation, over every
-detection the model makes (no threshold).
+detection the model makes (no threshold). There are no per-example scores (no
+``samples.jsonl``, no bootstrap interval): average precision ranks the detections of all
+images together, so it is not a mean of per-image values, and recomputing it on a
+resample needs every detection of every image, not the fixed-size numbers per example
+that :meth:`~taskhub.Task.aggregate_examples` takes.
+
+Training mirrors each image left to right half the time (``task.flip``; ``both`` also
+upside down, ``none`` not at all), as DETR's training recipes do; evaluation and
+prediction see the images as they are.
 
 With no model named, a small RT-DETR (a 4-stage ResNet of 16-128 channels, 64-wide
 hybrid encoder and 3 decoder layers, 30 queries) is trained from scratch on 64x64 images.
-RT-DETR rather than DETR: its denoising queries and query selection from encoder
-features make it converge in tens of epochs rather than hundreds.
+RT-DETR for its faster convergence from scratch (denoising queries, query selection from
+the encoder's features) than DETR's hundreds of epochs; DETR and conditional DETR were not
+measured against it. Any ``AutoModelForObjectDetection`` checkpoint of the DETR family
+(DETR, conditional / deformable DETR, YOLOS, D-FINE) can be named instead; only RT-DETR is tested.
 """
 
 from __future__ import annotations
@@ -45,6 +56,11 @@ BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 class ObjectDetectionConfig(TaskConfig):
     name: str = "object_detection"
     threshold: float = option(0.5, "Predict: keep the detections scoring above this (the object-detection pipeline's default)", ge=0, le=1)
+    flip: str = option(
+        "horizontal",
+        "Train: mirror each training image (and its boxes) half the time: horizontal (as DETR's recipes), both (also upside down) or none",
+        choices=("none", "horizontal", "both"),
+    )
 
 
 class ObjectDetection(Task):
@@ -165,6 +181,12 @@ class ObjectDetection(Task):
 
     def build_collator(self):
         return DetectionCollator()
+
+    def call_model(self, model, inputs):
+        """The model on the batch; in training, each image mirrored at random first (``task.flip``)."""
+        if model.training and self.config.flip != "none":
+            inputs = mirrored(inputs, self.config.flip)
+        return super().call_model(model, inputs)
 
     # -------------------------------------------------------------- inference
     def postprocess(self, outputs, batch, features):
@@ -346,6 +368,29 @@ class DetectionCollator:
                 )
             batch["labels"] = labels
         return batch
+
+
+def mirrored(inputs: dict[str, Any], flip: str) -> dict[str, Any]:
+    """A training batch with each image mirrored half the time, left to right (``both``:
+    also, independently, upside down), its mask and boxes with it: the whole padded image
+    turns, so the boxes, fractions of it, turn about its middle. The draws follow the
+    Trainer's seed."""
+    import torch
+
+    inputs = dict(inputs)
+    images = inputs["pixel_values"].clone()
+    masks = inputs["pixel_mask"].clone() if "pixel_mask" in inputs else None
+    labels = [dict(target, boxes=target["boxes"].clone()) for target in inputs["labels"]]
+    axes = ((-1, 0), (-2, 1)) if flip == "both" else ((-1, 0),)  # (pixel axis, box centre coordinate)
+    for i, target in enumerate(labels):
+        for axis, centre in axes:
+            if torch.rand(()) < 0.5:
+                images[i] = images[i].flip(axis)
+                if masks is not None:
+                    masks[i] = masks[i].flip(axis)
+                target["boxes"][:, centre] = 1 - target["boxes"][:, centre]
+    inputs.update(pixel_values=images, labels=labels, **({"pixel_mask": masks} if masks is not None else {}))
+    return inputs
 
 
 @hookimpl

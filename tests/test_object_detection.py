@@ -139,3 +139,43 @@ def test_bad_objects_name_file_and_row(tiny_run, tmp_path):
             taskhub.run(["task=object_detection", "mode=evaluate", model, f"data.test={data}"], run_dir=tmp_path / f"r{i}")
         assert str(caught.value).startswith(f"{data}, row 2: {message}")
         assert "\n" not in str(caught.value)
+
+
+def test_an_image_with_no_objects_is_a_training_example(tmp_path):
+    import math
+
+    task = taskhub.load_task("object_detection", model=str(save_tiny_detector(tmp_path / "model")))
+    image = str(SCENES / "images" / "0000.png")
+    rows = {"image": [image, image], "objects": [[], [{"label": "square", "bbox": [8, 8, 16, 16]}]]}
+    features = task.run_preprocess(rows, "rows", [1, 2], with_targets=True)
+    assert [len(t["class_labels"]) for t in features["labels"]] == [0, 1]
+    assert features["labels"][1]["boxes"].tolist() == [[0.25, 0.25, 0.25, 0.25]]  # (8 + 16 / 2) / 64: normalised centre / size
+    batch = task.collator([{"pixel_values": p, "labels": t} for p, t in zip(features["pixel_values"], features["labels"])])
+    task.model.train()
+    assert math.isfinite(task.model(**batch).loss.detach().item())
+
+
+def test_training_flips_move_the_boxes_with_the_pixels():
+    import torch
+
+    class Recorder(torch.nn.Module):  # stands in for the model: returns what it is called with
+        def forward(self, **inputs):
+            return inputs
+
+    task = detection_module().ObjectDetection(config=detection_module().ObjectDetectionConfig(flip="both"))
+    image = torch.zeros(1, 3, 4, 6)
+    image[0, :, 0, 0] = 1  # one bright pixel, top left, boxed
+    batch = {"pixel_values": image, "labels": [{"class_labels": torch.tensor([0]), "boxes": torch.tensor([[0.5 / 6, 0.5 / 4, 1 / 6, 1 / 4]])}]}
+    model = Recorder()
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        inputs = task.call_model(model, batch)
+        y, x = (int(v) for v in (inputs["pixel_values"][0, 0] == 1).nonzero()[0])
+        cx, cy = inputs["labels"][0]["boxes"][0, :2].tolist()
+        assert (x, y) == (pytest.approx(cx * 6 - 0.5, abs=1e-5), pytest.approx(cy * 4 - 0.5, abs=1e-5))  # the box's centre pixel
+        seen.add((x, y))
+    assert seen == {(0, 0), (5, 0), (0, 3), (5, 3)}
+    assert batch["pixel_values"][0, 0, 0, 0] == 1 and batch["labels"][0]["boxes"][0, 0] == pytest.approx(0.5 / 6)  # the batch itself is left as it was
+    model.eval()  # evaluation and prediction see the images as they are
+    assert task.call_model(model, batch)["pixel_values"] is batch["pixel_values"]

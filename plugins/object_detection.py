@@ -35,7 +35,7 @@ hybrid encoder and 3 decoder layers, 30 queries) is trained from scratch on 64x6
 RT-DETR for its faster convergence from scratch (denoising queries, query selection from
 the encoder's features) than DETR's hundreds of epochs; DETR and conditional DETR were not
 measured against it. Any ``AutoModelForObjectDetection`` checkpoint of the DETR family
-(DETR, conditional / deformable DETR, YOLOS, D-FINE) can be named instead; only RT-DETR is tested.
+(DETR, conditional / deformable DETR, YOLOS, D-FINE) can be named instead; RT-DETR and DETR are tested.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from taskhub import TaskSpec, hookimpl
-from taskhub.config import TaskConfig, option
-from taskhub.errors import RowError, TaskhubError
+from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.media import load_image
 from taskhub.task import Task
 
@@ -189,10 +187,32 @@ class ObjectDetection(Task):
         return super().call_model(model, inputs)
 
     # -------------------------------------------------------------- inference
+    def _forward(self, inputs):
+        """The model on the batch; with a pixel mask (DETR's processors keep each image's
+        aspect ratio), on each size of image apart, unpadded: padding changes what DETR
+        sees at the borders, and the pipeline runs every image alone."""
+        mask = inputs.get("pixel_mask")
+        if mask is None:
+            return self.call_model(self.model, inputs)
+        sizes = [(int(m[:, 0].sum()), int(m[0].sum())) for m in mask]
+        if len(set(sizes)) == 1 and sizes[0] == tuple(mask.shape[-2:]):
+            return self.call_model(self.model, inputs)
+        logits = boxes = outputs = None
+        for h, w in dict.fromkeys(sizes):
+            rows = [i for i, size in enumerate(sizes) if size == (h, w)]
+            part = {**inputs, "pixel_values": inputs["pixel_values"][rows, :, :h, :w], "pixel_mask": mask[rows, :h, :w]}
+            outputs = self.call_model(self.model, part)
+            if logits is None:
+                logits = outputs.logits.new_zeros((len(sizes), *outputs.logits.shape[1:]))
+                boxes = outputs.pred_boxes.new_zeros((len(sizes), *outputs.pred_boxes.shape[1:]))
+            logits[rows], boxes[rows] = outputs.logits, outputs.pred_boxes
+        return type(outputs)(logits=logits, pred_boxes=boxes)
+
     def postprocess(self, outputs, batch, features):
         import torch
 
-        sizes = target_sizes(features)
+        # Unpadded (one size, or each size apart in _forward): the boxes are fractions of the image itself.
+        sizes = features["_size"] if "pixel_mask" in features else target_sizes(features)
         results = self.processor.post_process_object_detection(outputs, threshold=self.config.threshold, target_sizes=torch.tensor(sizes))
         id2label = self.model.config.id2label
         records = []
@@ -284,8 +304,8 @@ def checked_objects(objects, index: int, width: int, height: int, label2id: dict
 def target_sizes(features) -> list[tuple[float, float]]:
     """What the normalised boxes of each image scale by to reach its pixels: its size as
     stored, stretched by the padding the collator adds to reach the batch's largest image
-    (the model's boxes are fractions of the padded input). No padding: the size itself,
-    as the pipeline passes it."""
+    (the boxes of a model without a pixel mask are fractions of the padded input). No
+    padding: the size itself, as the pipeline passes it."""
     shapes = [tuple(p.shape[-2:]) for p in features["pixel_values"]]
     padded_h, padded_w = max(s[0] for s in shapes), max(s[1] for s in shapes)
     return [(height * padded_h / h, width * padded_w / w) for (height, width), (h, w) in zip(features["_size"], shapes)]

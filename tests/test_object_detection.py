@@ -73,6 +73,32 @@ def test_predictions_equal_the_object_detection_pipeline(tmp_path):
     assert boxes[0] == (tuple(first["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")), f"{first['label']} {first['score']:.0%}")
 
 
+def test_a_detr_keeping_aspect_ratios_equals_the_pipeline_on_mixed_sizes(tmp_path):
+    """DETR's processor keeps each image's aspect ratio and the model takes a pixel mask:
+    images of several sizes in one batch are run each size apart, unpadded, as the pipeline
+    runs each image alone."""
+    import torch
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessorPil, pipeline
+
+    config = DetrConfig(
+        use_timm_backbone=False, use_pretrained_backbone=False, num_queries=10, d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_attention_heads=2, decoder_attention_heads=2,
+        backbone_config={"model_type": "resnet", "embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1], "layer_type": "basic", "out_features": ["stage2"]},
+        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    DetrForObjectDetection(config).eval().save_pretrained(tmp_path / "detr")
+    DetrImageProcessorPil(size={"shortest_edge": 48, "longest_edge": 96}).save_pretrained(tmp_path / "detr")
+    images = [str(SCENES / "images" / "0000.png"), str(tmp_path / "wide.png"), str(SCENES / "images" / "0001.png")]
+    Image.open(images[2]).convert("RGB").resize((96, 60)).save(images[1])
+    ours = taskhub.load_task("object_detection", model=str(tmp_path / "detr"), threshold=0.0).predict(images, batch_size=3)
+    theirs = pipeline("object-detection", model=str(tmp_path / "detr"), threshold=0.0)(images)
+    for record, detections in zip(ours, theirs):
+        assert [(o["label"], o["box"]) for o in record["objects"]] == [(d["label"], d["box"]) for d in detections]
+        assert [o["score"] for o in record["objects"]] == pytest.approx([d["score"] for d in detections], abs=1e-5)
+    assert len(ours[1]["objects"]) == 10 and max(o["box"]["xmax"] for o in ours[1]["objects"]) > 64  # the wide image's own pixels
+
+
 def test_coco_map_by_pycocotools_on_hand_made_boxes():
     coco_map = detection_module().coco_map
     truths = [[(0, [0, 0, 10, 10]), (1, [20, 20, 40, 40])], [(0, [5, 5, 15, 15])]]

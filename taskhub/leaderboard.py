@@ -4,8 +4,10 @@
 metric with its 95% interval, the best per task in bold. Below it, one table per task
 with that task's metrics only (no cells left blank by another task's columns, no runtime
 columns: those stay in ``results.json``), the swept values and the checkpoint's training
-step and epoch as columns; then the failed jobs. A sweep over the checkpoints of one
-training run also gets ``results_<task>.png``: each metric against the training step.
+step and epoch as columns, each task's best job marked ``(best)`` and named in a line
+under its table with the metric it is best by (:func:`taskhub.search.mark_best`); then
+the failed jobs. A sweep over the checkpoints of one training run also gets
+``results_<task>.png``: each metric against the training step.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ log = logging.getLogger("taskhub")
 NOISE = ("_runtime", "_per_second", "_model_preparation_time", "_errors")
 INTERVAL = ("_ci_low", "_ci_high", "_stderr")
 #: Columns of a row that are not metrics.
-NOT_METRICS = {"job", "task", "mode", "model", "status", "step", "epoch", "examples_per_s", "wall_time_s", "error", "samples", "job_dir"}
+NOT_METRICS = {"job", "task", "mode", "model", "status", "best", "step", "epoch", "examples_per_s", "wall_time_s", "error", "samples", "job_dir"}
 
 
 def main_key(task: str, rows: list[dict[str, Any]] | None = None) -> str | None:
@@ -111,13 +113,27 @@ def render_task_table(task: str, rows: list[dict[str, Any]]) -> str:
     header = ["job", "model", *context, *swept, *metrics, "status", *(["samples"] if any("samples" in r for r in rows) else [])]
     body = []
     for row in rows:
-        cells = [_number(row["job"]), _number(row["model"]), *(_number(row[c]) for c in context), *(_number(row[k]) for k in swept)]
+        job = f"**{_number(row['job'])} (best)**" if row.get("best") else _number(row["job"])
+        cells = [job, _number(row["model"]), *(_number(row[c]) for c in context), *(_number(row[k]) for k in swept)]
         cells += [metric_cell(row, k) if k == main else _number(row[k]) for k in metrics]
         cells.append(row["status"])
         if "samples" in header:
             cells.append(f"[samples]({os.path.relpath(row['samples'], Path(row['job_dir']).parent)})" if row.get("samples") else "–")
         body.append(cells)
-    return f"## {task}\n\n" + _table(header, body)
+    return f"## {task}\n\n" + _table(header, body) + best_line(task, rows)
+
+
+def best_line(task: str, rows: list[dict[str, Any]]) -> str:
+    """``Best: job 3 by validation_accuracy (higher is better): 0.9375``, under a task's table."""
+    from taskhub.search import ranking
+
+    found = ranking(task, rows)
+    best = [r for r in rows if r.get("best")]
+    if found is None or not best:
+        return ""
+    key, higher = found
+    jobs = ", ".join(_number(r["job"]) for r in best)
+    return f"\nBest: job{'s' if len(best) > 1 else ''} {jobs} by {key} ({'higher' if higher else 'lower'} is better): {_number(best[0][key])}\n"
 
 
 def render_failed(rows: list[dict[str, Any]]) -> str:

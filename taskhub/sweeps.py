@@ -22,7 +22,7 @@ from taskhub.errors import TaskhubError
 
 RESULT_FILE = "metrics.json"
 TABLE_STEM = "results"
-FIRST_COLUMNS = ("job", "task", "mode", "model", "status", "step", "epoch")
+FIRST_COLUMNS = ("job", "task", "mode", "model", "status", "best", "step", "epoch")
 LAST_COLUMNS = ("examples_per_s", "wall_time_s", "error", "samples", "job_dir")
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
@@ -236,7 +236,10 @@ def stamp_job(job_dir: str | os.PathLike, sweep_dir: str | os.PathLike, wall_tim
 def collect_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """One row per job of the sweep dir's current sweep that has a result file, in job
     order, with the swept values (every override whose value differs between jobs), the
-    checkpoint's training step and epoch, and its samples file."""
+    checkpoint's training step and epoch, its samples file, and ``best``: whether it is
+    its task's best job by the main metric (:func:`taskhub.search.mark_best`)."""
+    from taskhub.search import mark_best
+
     current = _current_sweep(sweep_dir)
     started = (Path(sweep_dir) / SWEEP_MARK).stat().st_mtime if current else 0.0
     rows = []
@@ -271,6 +274,7 @@ def collect_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     for row in rows:
         overrides = row.pop("overrides")
         row.update({key: overrides.get(key, "") for key in swept})
+    mark_best(rows)
     return rows
 
 

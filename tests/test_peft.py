@@ -9,8 +9,10 @@ import pytest
 
 import taskhub
 from taskhub.errors import TaskhubError
+from conftest import REPO, read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.slow
+DATA = REPO / "plugins" / "data"
 
 
 def train(tmp_path, *overrides):
@@ -74,6 +76,57 @@ def test_lora_on_a_from_scratch_gpt2_saves_its_base_and_lowers_perplexity(tmp_pa
     assert json.loads((model / "adapter_config.json").read_text())["base_model_name_or_path"] == "base"
     evaluated = taskhub.run(["task=text_generation", "mode=evaluate", f"model.name_or_path={model}", "data.limit=240", "results_cache=null"], run_dir=tmp_path / "eval")
     assert evaluated["metrics"]["test_perplexity"] == pytest.approx(metrics["test_perplexity"], rel=1e-4)
+
+
+def test_lora_qa_with_its_span_head_trained_fully_beats_the_untrained_head(tmp_path):
+    """The bundled MiniLM with LoRA on every linear layer (rank 8: 1.5% of the weights)
+    and the qa_outputs head trained fully (modules_to_save); trained on the bundled
+    questions whose context fits 400 characters (313 rows, one window each: the cost of a
+    test), scored on the whole bundled test split. Measured, F1 / exact match: 0.06 / 0
+    untrained; after 2 epochs 0.66 / 0.58 (seeds 1 and 2: 0.49 / 0.37, 0.71 / 0.63). Not
+    cheaper: one epoch lands anywhere from 0.13 to 0.57 by seed, and peft's default for
+    BERT (query and value only) stays near 0.1 after one epoch."""
+    short = [row for row in read_jsonl(DATA / "qa_demo" / "train.jsonl") if len(row["context"]) <= 400]
+    result = train(tmp_path, "task=qa", "model.peft.method=lora", "model.peft.target_modules=[query,key,value,dense]",
+                   f"data.train={write_jsonl(tmp_path / 'train.jsonl', short)}", f"data.test={DATA / 'qa_demo' / 'test.jsonl'}",
+                   "train.num_train_epochs=2", "train.learning_rate=3e-3", "train.warmup_steps=0", "train.per_device_train_batch_size=8")  # fmt: skip
+    metrics = result["metrics"]
+    assert trained_share(result) < 0.02
+    assert metrics["test_f1"] >= metrics["before_test_f1"] + 0.3 and metrics["test_exact_match"] >= metrics["before_test_exact_match"] + 0.2, metrics
+    assert "qa_outputs" in json.loads((tmp_path / "train" / "model" / "adapter_config.json").read_text())["modules_to_save"]
+
+
+@pytest.fixture(scope="module")
+def t5_base(tmp_path_factory):
+    """A tiny T5 built from scratch and fully trained for 2 epochs on the bundled English
+    -> French pairs: a base that translates a little (BLEU about 5 on the first 150 test
+    pairs). An adapter needs a base that already does something: LoRA on a frozen random
+    T5 learns next to nothing in a test's budget (measured: BLEU 0 -> 1.1 after 4 epochs
+    at rank 16 on every linear layer, which trains 25% of the weights)."""
+    tmp = tmp_path_factory.mktemp("t5_base")
+    test = write_jsonl(tmp / "test.jsonl", read_jsonl(DATA / "translation_demo" / "test.jsonl")[:150])
+    data = [f"data.train={DATA / 'translation_demo' / 'train.jsonl'}", f"data.test={test}"]
+    result = taskhub.run(["device=cpu", "task=translation", *data, "train.num_train_epochs=2"], run_dir=tmp / "base")
+    return tmp / "base" / "model", data, result["metrics"]
+
+
+def test_lora_on_a_trained_t5_base_improves_its_translations(t5_base, tmp_path):
+    """Rank 4 on every linear layer of the base (7.6% of the weights), 3 epochs. Measured,
+    BLEU / chrF before -> after: 4.7 / 24.3 -> 14.9 / 39.4 (seed 1: 8.8 / 27.9 -> 13.5 /
+    35.6; seed 2: 5.7 / 26.5 -> 18.6 / 39.3); peft's default for T5 (rank 8 on q and v
+    only) reaches 9.3 / 31.0."""
+    base, data, before = t5_base
+    result = taskhub.run(["device=cpu", "task=translation", f"model.name_or_path={base}", *data, "model.peft.method=lora", "model.peft.r=4",
+                          "model.peft.target_modules=[q,k,v,o,wi,wo]", "train.num_train_epochs=3", "train.learning_rate=1e-2"],
+                         run_dir=tmp_path / "train")  # fmt: skip
+    metrics = result["metrics"]
+    assert trained_share(result) < 0.1
+    assert metrics["test_bleu"] >= before["test_bleu"] + 3 and metrics["test_chrf"] >= before["test_chrf"] + 5, (before, metrics)
+    adapter = tmp_path / "train" / "model"
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base)
+    evaluated = taskhub.run(["task=translation", "mode=evaluate", f"model.name_or_path={adapter}", data[1], "results_cache=null"], run_dir=tmp_path / "eval")
+    # The adapter loads onto its base, merged (rounding may flip a near-tie in greedy decoding).
+    assert evaluated["metrics"]["test_bleu"] == pytest.approx(metrics["test_bleu"], abs=0.5)
 
 
 def test_merge_saves_plain_weights(tmp_path):

@@ -201,6 +201,34 @@ def test_job_key_follows_content_not_names(tmp_path):
     assert job_key("cfg", "some/hub-id", [str(data)]) is None  # nothing to hash offline: never reused
 
 
+def test_each_task_marks_its_best_job_by_the_main_metric_and_its_direction():
+    """By validation where jobs have it (what a search optimises), else test; lower is
+    better for perplexity; failed jobs and missing values never win; ties all win."""
+    from taskhub.leaderboard import render_leaderboard
+    from taskhub.search import mark_best
+
+    def row(job, task, status="ok", **metrics):
+        return {"job": job, "task": task, "model": f"m{job}", "mode": "train", "status": status, **metrics}
+
+    rows = [
+        row(0, "text_classification", validation_accuracy=0.7, test_accuracy=0.95),
+        row(1, "text_classification", validation_accuracy=0.9, test_accuracy=0.8),
+        row(2, "text_classification", status="failed"),
+        row(3, "text_classification", validation_accuracy=float("nan"), test_accuracy=1.0),
+        row(4, "text_generation", test_perplexity=12.0),
+        row(5, "text_generation", test_perplexity=9.5),
+        row(6, "text_generation", status="cached", test_perplexity=9.5),
+        row(7, "text_generation", test_perplexity=30.0),
+    ]
+    mark_best(rows)
+    assert [r["job"] for r in rows if r["best"]] == [1, 5, 6]
+    markdown = render_leaderboard(rows)
+    classification = markdown.split("## text_classification")[1].split("## ")[0]
+    assert [l.split("|")[1].strip() for l in classification.splitlines() if "(best)" in l] == ["**1 (best)**"]
+    assert "Best: job 1 by validation_accuracy (higher is better): 0.9" in classification
+    assert "Best: jobs 5, 6 by test_perplexity (lower is better): 9.5" in markdown.split("## text_generation")[1]
+
+
 def test_sweep_config_lists_checkpoints_with_a_glob(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_module
 

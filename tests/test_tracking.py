@@ -98,13 +98,27 @@ def test_predict_progress_bar_on_request_only(tracked, tmp_path):
     assert "rows/s" not in run_cli(*common, f"hydra.run.dir={tmp_path / 'b'}").stderr  # stderr is not a terminal here
 
 
-def test_optuna_search_runs_trials_and_tabulates_their_values(tiny, tmp_path):
-    proc = run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0", "task=text_classification",
-                   f"model.name_or_path={tiny}", *DATA, "train.num_train_epochs=1", "train.learning_rate=tag(log, interval(1e-4, 1e-2))",
-                   f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+def test_optuna_search_runs_trials_and_tabulates_their_values_and_the_best(tiny, tmp_path):
+    import yaml
+
+    run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0", "task=text_classification",
+            f"model.name_or_path={tiny}", *DATA, "train.num_train_epochs=5", "train.learning_rate=tag(log, interval(1e-4, 3e-1))",
+            f"hydra.sweep.dir={tmp_path}")  # fmt: skip
     rows = json.loads((tmp_path / "results.json").read_text())
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     rates = [float(r["train.learning_rate"]) for r in rows]
-    assert len(set(rates)) == 3 and all(1e-4 <= v <= 1e-2 for v in rates)
-    best = (tmp_path / "optimization_results.yaml").read_text()
-    assert "direction: maximize" in proc.stdout + best or "best_value" in best
+    assert len(set(rates)) == 3 and all(1e-4 <= v <= 3e-1 for v in rates)
+    # The table marks the trial(s) with the highest validation accuracy (the objective,
+    # maximised), and the first of them is the one the sweeper reports as its best.
+    scores = [r["validation_accuracy"] for r in rows]
+    assert len(set(scores)) > 1  # the trials differ (5 epochs: the highest rate learns, the others do not), so the mark picks one
+    assert [r["best"] for r in rows] == [score == max(scores) for score in scores]
+    optimum = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    first = next(r for r in rows if r["best"])
+    assert optimum["best_value"] == pytest.approx(max(scores))
+    assert optimum["best_params"]["train.learning_rate"] == pytest.approx(float(first["train.learning_rate"]))
+    table = (tmp_path / "results.md").read_text().split("## text_classification")[1]
+    marked = [line.split("|")[1].strip() for line in table.splitlines() if "(best)" in line]
+    assert marked == [f"**{r['job']} (best)**" for r in rows if r["best"]]
+    assert f"by validation_accuracy (higher is better): {max(scores):.4g}" in table
+    assert "best" in (tmp_path / "results.csv").read_text().splitlines()[0].split(",")

@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = (
     "taskhub_plugins.asr",
     "taskhub_plugins.image_to_text",
     "taskhub_plugins.image_segmentation",
+    "taskhub_plugins.zero_shot_classification",
     "taskhub_plugins.feature_extraction",
     "taskhub_plugins.object_detection",
     "taskhub_plugins.zero_shot_image_classification",

@@ -45,11 +45,11 @@ neither caption nor label; an empty ``task.candidate_labels`` or a template with
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
+from taskhub.candidates import check_candidate_options, parse_labels
 from taskhub.collate import CHOICE_MASK, NestedPadding, is_nested
 from taskhub.config import TaskConfig
 from taskhub.media import load_image
@@ -124,7 +124,7 @@ class ZeroShotImageClassification(Task):
 
     def __init__(self, config=None, model=None, device: str = "auto"):
         super().__init__(config, model, device)
-        check_options(self.config)
+        check_candidate_options(self.config, DEFAULT_TEMPLATE)
         self._predicting = True  # preprocess builds each row's candidate prompts (run_preprocess: not for targets)
 
     # ------------------------------------------------------------- options
@@ -143,7 +143,7 @@ class ZeroShotImageClassification(Task):
         saved = self.config
         self.config = dataclasses.replace(saved, **given)
         try:
-            check_options(self.config, prefix="")
+            check_candidate_options(self.config, DEFAULT_TEMPLATE, prefix="")
             return super().predict(inputs, batch_size=batch_size, source=source, **engine)
         finally:
             self.config = saved
@@ -429,53 +429,6 @@ def text_position_limit(config) -> Optional[int]:
 
     text_config = getattr(config, "text_config", None)
     return position_limit(text_config) if text_config is not None else position_limit(config)
-
-
-def parse_labels(value) -> list[str]:
-    """Candidate labels as the pipeline takes them: a list, or one string of labels
-    separated by commas (a JSON list written as text, e.g. by a CSV, is read as a list).
-    Raises ValueError for what is neither."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise ValueError(f"{value!r} is not a JSON list") from None
-        else:
-            return [label.strip() for label in text.split(",") if label.strip()]
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"expected a list of labels or a comma-separated string, not {type(value).__name__}")
-    labels = []
-    for label in value:
-        if isinstance(label, (int, float)) and not isinstance(label, bool):
-            label = str(label)
-        if not isinstance(label, str) or not label.strip():
-            raise ValueError(f"{label!r} is not a label (labels are non-empty strings)")
-        labels.append(label)
-    return labels
-
-
-def check_options(config: ZeroShotImageConfig, prefix: str = "task.") -> None:
-    """One-line errors for options no row could fix: an empty candidate list, a template
-    with no place for the label."""
-    template = config.hypothesis_template
-    try:
-        filled = template.format("\0")
-    except (IndexError, KeyError, ValueError) as exc:
-        raise TaskhubError(
-            f"{prefix}hypothesis_template={template!r}: cannot put a label into it ({type(exc).__name__}: {exc}); "
-            f"write {{}} where the label goes, e.g. {DEFAULT_TEMPLATE!r}"
-        ) from None
-    if filled == template:
-        raise TaskhubError(f"{prefix}hypothesis_template={template!r} has no {{}} for the label, e.g. {DEFAULT_TEMPLATE!r}")
-    if config.candidate_labels is not None:
-        try:
-            labels = parse_labels(list(config.candidate_labels))
-        except ValueError as exc:
-            raise TaskhubError(f"{prefix}candidate_labels: {exc}") from None
-        if not labels:
-            raise TaskhubError(f"{prefix}candidate_labels is empty: give at least one label, e.g. {prefix}candidate_labels=[cat,dog]")
 
 
 @hookimpl

@@ -45,7 +45,7 @@ from typing import Any, Optional
 from taskhub import RowError, TaskSpec, hookimpl
 from taskhub.config import TaskConfig, option
 from taskhub.errors import TaskhubError
-from taskhub.media import library_message, load_image, stored_file
+from taskhub.media import PixelBatching, library_message, load_image, stored_file
 from taskhub.task import Task, score_columns
 
 #: Files naming the classes of a mask dataset, looked for beside its masks.
@@ -206,7 +206,7 @@ def segmentation_metrics(matrix, names: list[str]) -> dict[str, float]:
     return metrics
 
 
-class ImageSegmentation(Task):
+class ImageSegmentation(PixelBatching, Task):
     """Label every pixel of an image with a class (semantic segmentation)."""
 
     name = "image_segmentation"
@@ -221,8 +221,6 @@ class ImageSegmentation(Task):
     main_metric = "mean_iou"
     chunk_batches = 4
     overlap_preprocessing = True
-    # On the CPU, batches of at most this many pixels (as image_classification).
-    cpu_max_pixels = 8 * 224 * 224
     demo_data = "pkg://taskhub_plugins/data/shape_masks"
     demo_output = "masks"
     demo_description = "Upload an image to see which of the model's classes each of its pixels belongs to."
@@ -303,13 +301,6 @@ class ImageSegmentation(Task):
         return int(getattr(self.model_settings, "semantic_loss_ignore_index", 255))
 
     # --------------------------------------------------------------- data
-    def feature_length(self, features, index: int) -> int:
-        pixels = features["pixel_values"][index]
-        return pixels.shape[-2] * pixels.shape[-1]
-
-    def default_max_tokens(self) -> int | None:
-        return self.cpu_max_pixels if self.model.device.type == "cpu" else super().default_max_tokens()
-
     def preprocess(self, batch):
         images = [load_image(value, i) for i, value in enumerate(batch["image"])]
         return {

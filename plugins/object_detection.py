@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl, option
-from taskhub.media import load_image
+from taskhub.media import PixelBatching, load_image
 from taskhub.task import Task
 
 BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
@@ -61,7 +61,7 @@ class ObjectDetectionConfig(TaskConfig):
     )
 
 
-class ObjectDetection(Task):
+class ObjectDetection(PixelBatching, Task):
     """Find objects in images: a labelled box and a score for each."""
 
     name = "object_detection"
@@ -79,7 +79,6 @@ class ObjectDetection(Task):
     demo_description = "Upload an image to see the objects the model finds in it: a labelled box and a score for each."
     chunk_batches = 4
     overlap_preprocessing = True
-    cpu_max_pixels = 8 * 224 * 224  # as image_classification: batches of at most 8 images at 224x224 on the CPU
     default_model_config = {
         "model_type": "rt_detr",
         "backbone_config": {
@@ -136,13 +135,6 @@ class ObjectDetection(Task):
         return sorted(self.label2id, key=self.label2id.get)
 
     # ------------------------------------------------------------------- data
-    def feature_length(self, features, index: int) -> int:
-        pixels = features["pixel_values"][index]
-        return pixels.shape[-2] * pixels.shape[-1]
-
-    def default_max_tokens(self) -> int | None:
-        return self.cpu_max_pixels if self.model.device.type == "cpu" else super().default_max_tokens()
-
     def preprocess(self, batch):
         """Each image on its own, as the pipeline does: models that pad a batch to its
         largest image (DETR) then see every image as they would alone; the collator pads."""

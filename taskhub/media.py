@@ -79,3 +79,20 @@ def upright_rgb(image):
 
 #: The EXIF tag of how the stored pixels are turned for display (1: as stored).
 ORIENTATION = 0x0112
+
+
+class PixelBatching:
+    """Length batching for image tasks (a mixin before the Task base): a feature costs
+    its pixels, and on the CPU a batch holds at most :attr:`cpu_max_pixels` of them."""
+
+    #: On the CPU, batches of at most this many pixels (8 images at 224x224): a ResNet-18
+    #: ran 10-15% faster per image in batches of 8 than of 32, its activations staying in
+    #: cache. Small images (the 32x32 demo) still go 32 at a time.
+    cpu_max_pixels = 8 * 224 * 224
+
+    def feature_length(self, features, index: int) -> int:
+        pixels = features["pixel_values"][index]
+        return pixels.shape[-2] * pixels.shape[-1]
+
+    def default_max_tokens(self) -> int | None:
+        return self.cpu_max_pixels if self.model.device.type == "cpu" else super().default_max_tokens()

@@ -56,12 +56,11 @@ a text classifier): the checkpoints this task writes record it in ``taskhub.json
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
-from taskhub.candidates import check_candidate_options, parse_labels
+from taskhub.candidates import call_options, check_candidate_options, parse_labels
 from taskhub.classification import SINGLE_LABEL, ClassificationTask
 from taskhub.config import TaskConfig
 from taskhub.task import ROW_KEY
@@ -131,22 +130,8 @@ class ZeroShotClassification(CountsCutTexts, ClassificationTask):
         """:meth:`Task.predict`, with the pipeline's per-call options: ``candidate_labels``
         (a list or one comma-separated string), ``multi_label``, ``hypothesis_template``;
         unset, the task's options."""
-        given = {"candidate_labels": candidate_labels, "multi_label": multi_label, "hypothesis_template": hypothesis_template}
-        given = {k: v for k, v in given.items() if v is not None}
-        if not given:
+        with call_options(self, DEFAULT_TEMPLATE, candidate_labels=candidate_labels, multi_label=multi_label, hypothesis_template=hypothesis_template):
             return super().predict(inputs, batch_size=batch_size, source=source, **engine)
-        if "candidate_labels" in given:
-            try:
-                given["candidate_labels"] = parse_labels(given["candidate_labels"])
-            except ValueError as exc:
-                raise TaskhubError(f"candidate_labels: {exc}") from None
-        saved = self.config
-        self.config = dataclasses.replace(saved, **given)
-        try:
-            check_candidate_options(self.config, DEFAULT_TEMPLATE, prefix="")
-            return super().predict(inputs, batch_size=batch_size, source=source, **engine)
-        finally:
-            self.config = saved
 
     @property
     def multi_label(self) -> bool:

@@ -44,12 +44,11 @@ neither caption nor label; an empty ``task.candidate_labels`` or a template with
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
-from taskhub.candidates import check_candidate_options, parse_labels
+from taskhub.candidates import call_options, check_candidate_options, parse_labels
 from taskhub.collate import CHOICE_MASK, NestedPadding, is_nested
 from taskhub.config import TaskConfig
 from taskhub.media import load_image
@@ -131,22 +130,8 @@ class ZeroShotImageClassification(Task):
     def predict(self, inputs, batch_size: int = 32, source: str = "input", *, candidate_labels=None, hypothesis_template=None, **engine):
         """:meth:`Task.predict`, with the pipeline's per-call options ``candidate_labels``
         (a list or one comma-separated string) and ``hypothesis_template``; unset, the task's."""
-        given = {"candidate_labels": candidate_labels, "hypothesis_template": hypothesis_template}
-        given = {k: v for k, v in given.items() if v is not None}
-        if not given:
+        with call_options(self, DEFAULT_TEMPLATE, candidate_labels=candidate_labels, hypothesis_template=hypothesis_template):
             return super().predict(inputs, batch_size=batch_size, source=source, **engine)
-        if "candidate_labels" in given:
-            try:
-                given["candidate_labels"] = parse_labels(given["candidate_labels"])
-            except ValueError as exc:
-                raise TaskhubError(f"candidate_labels: {exc}") from None
-        saved = self.config
-        self.config = dataclasses.replace(saved, **given)
-        try:
-            check_candidate_options(self.config, DEFAULT_TEMPLATE, prefix="")
-            return super().predict(inputs, batch_size=batch_size, source=source, **engine)
-        finally:
-            self.config = saved
 
     @property
     def _siglip(self) -> bool:

@@ -4,7 +4,10 @@ options no row could fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from taskhub.errors import TaskhubError
@@ -55,3 +58,23 @@ def check_candidate_options(config: Any, default_template: str, prefix: str = "t
             raise TaskhubError(f"{prefix}candidate_labels: {exc}") from None
         if not labels:
             raise TaskhubError(f"{prefix}candidate_labels is empty: give at least one label, e.g. {prefix}candidate_labels=[cat,dog]")
+
+
+@contextmanager
+def call_options(task: Any, default_template: str, **given: Any) -> Iterator[None]:
+    """``task`` with the pipeline's per-call options (``candidate_labels`` as a list or one
+    comma-separated string, ``hypothesis_template``, ...) in place of its own for one call;
+    unset (None) ones keep the task's."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if "candidate_labels" in given:
+        try:
+            given["candidate_labels"] = parse_labels(given["candidate_labels"])
+        except ValueError as exc:
+            raise TaskhubError(f"candidate_labels: {exc}") from None
+    saved = task.config
+    task.config = dataclasses.replace(saved, **given)
+    try:
+        check_candidate_options(task.config, default_template, prefix="")
+        yield
+    finally:
+        task.config = saved

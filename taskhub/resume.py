@@ -12,7 +12,6 @@ continues the file only when the header matches; otherwise it says what changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ from omegaconf import OmegaConf
 
 from taskhub.data import media_digest
 from taskhub.errors import TaskhubError
+from taskhub.fingerprints import folder_stamp
 from taskhub.rundir import writing
 
 if TYPE_CHECKING:
@@ -29,35 +29,6 @@ if TYPE_CHECKING:
     from taskhub.task import Task
 
 PARTIAL = ".predictions.partial.jsonl"
-#: Bytes hashed at each end of a file by :func:`file_stamp`.
-STAMP_BYTES = 1 << 20
-
-
-def file_stamp(path: str | os.PathLike) -> str:
-    """A cheap content key for files too big to hash on every start (weights): size,
-    modification time (ns) and the sha256 of the first and last MiB. A file rewritten
-    with other bytes changes its mtime; one rewritten with the same bytes does too, which
-    only costs a refused resume."""
-    stat = os.stat(path)
-    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(STAMP_BYTES))
-        if stat.st_size > STAMP_BYTES:
-            f.seek(max(STAMP_BYTES, stat.st_size - STAMP_BYTES))
-            digest.update(f.read())
-    return digest.hexdigest()
-
-
-def folder_stamp(folder: str | os.PathLike) -> str:
-    """:func:`file_stamp` of every file directly in a folder (a checkpoint), with names."""
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path) and not name.startswith("."):
-            digest.update(f"{name}\0{file_stamp(path)}\0".encode())
-    return digest.hexdigest()
-
-
 def predict_key(task: Task, run: RunConfig, split) -> dict[str, Any]:
     """What a continued prediction must share with the run it continues (JSON-normalised)."""
     from taskhub.modeling import model_source

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskhub.config import DataConfig
 from taskhub.errors import TaskhubError
+from taskhub.fingerprints import file_digest, tree_listing_key
 from taskhub.modeling import resolve_path
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def load_from_dataset(data: DataConfig, split: str, required: bool):
         else:
             rows = datasets.load_dataset(path, data.config, revision=data.revision, split=expression)
     where = f"{name} ({f'{data.config}, ' if data.config else ''}{expression})"
-    source = (lambda: folder_key(path)) if local else (lambda: f"{name}@{data.revision or builder.hash}")
+    source = (lambda: tree_listing_key(path)) if local else (lambda: f"{name}@{data.revision or builder.hash}")
     return where, rows, lambda: f"{source()}:{data.config}:{expression}", os.path.abspath(path) if local else os.getcwd()
 
 
@@ -85,7 +86,7 @@ def load_files(given: Any, key: str, modality: str, data: DataConfig, with_targe
     where = values[0] if len(values) == 1 else f"{key}=[{', '.join(values)}]"
     if len(values) == 1 and os.path.isdir(resolve_path(values[0])):
         folder = resolve_path(values[0])
-        return where, load_folder(folder, key, modality, data, with_targets), lambda: folder_key(folder), folder
+        return where, load_folder(folder, key, modality, data, with_targets), lambda: tree_listing_key(folder), folder
     files = [f for value in values for f in matching_files(value, key, data.root)]
     builders = {file_format(f) for f in files}
     if len(builders) > 1:
@@ -96,9 +97,8 @@ def load_files(given: Any, key: str, modality: str, data: DataConfig, with_targe
             raise TaskhubError(f"{path}: the file is empty")
         if not path.endswith((".parquet", *COMPRESSIONS)):
             check_utf8(path)
-    def content() -> str:
-        from taskhub.sweeps import file_digest
 
+    def content() -> str:
         return hashlib.sha256("\0".join(file_digest(f) if f in local else f for f in files).encode()).hexdigest()
 
     builder = builders.pop()
@@ -228,17 +228,6 @@ def reading_dataset(what: str):
         elif "corresponds to no data" in message:
             message = "no image or audio files in it"
         raise TaskhubError(f"{what}: {message}") from None
-
-
-def folder_key(folder: str) -> str:
-    """Names, sizes and modification times of every file under a folder."""
-    digest = hashlib.sha256()
-    for parent, dirs, files in sorted(os.walk(folder)):
-        dirs.sort()
-        for name in sorted(files):
-            stat = os.stat(os.path.join(parent, name))
-            digest.update(f"{os.path.relpath(os.path.join(parent, name), folder)}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
 
 
 def first_line(exc: BaseException) -> str:

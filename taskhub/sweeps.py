@@ -19,37 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from taskhub.errors import TaskhubError
+from taskhub.fingerprints import file_digest, folder_digest
 
 RESULT_FILE = "metrics.json"
 TABLE_STEM = "results"
 FIRST_COLUMNS = ("job", "task", "mode", "model", "status", "best", "step", "epoch")
 LAST_COLUMNS = ("examples_per_s", "wall_time_s", "error", "samples", "job_dir")
-
-_file_hashes: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, memoised per (path, size, mtime) within the process."""
-    stat = os.stat(path)
-    memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if memo not in _file_hashes:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _file_hashes[memo] = digest.hexdigest()
-    return _file_hashes[memo]
-
-
-def folder_digest(folder: str | os.PathLike, exclude_suffixes: tuple[str, ...] = ()) -> str:
-    """Hash of the names and bytes of the files directly in a folder (a checkpoint)."""
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path) and not name.endswith(exclude_suffixes) and not name.startswith("."):
-            digest.update(name.encode() + b"\0" + file_digest(path).encode())
-    return digest.hexdigest()
-
 
 def job_key(config_yaml: str, model_dir: str | None, data_files: list[str]) -> str | None:
     """The content key of an evaluation; None when the model is not a local folder

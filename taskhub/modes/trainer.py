@@ -53,10 +53,8 @@ def encode(task: Task, split) -> Any:
 
 
 def _encoding_key(task: Task, split) -> str | None:
-    import hashlib
-
+    from taskhub.fingerprints import folder_digest
     from taskhub.modeling import model_source
-    from taskhub.sweeps import folder_digest
 
     source = model_source(task)
     if source.name_or_path is None or not os.path.isdir(source.name_or_path) or split.streaming:

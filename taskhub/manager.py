@@ -22,6 +22,7 @@ import pluggy
 
 from taskhub import hookspecs
 from taskhub.errors import TaskhubError
+from taskhub.registry import TaskRegistry, check_spec
 
 BUILTIN_PLUGINS = (
     "taskhub_plugins.text_classification",
@@ -126,11 +127,25 @@ def call_hook(name: str, **kwargs) -> list:
     return results
 
 
-def get_registry():
+def get_registry() -> TaskRegistry:
     """The task registry built from the current plugin manager's registrations."""
-    from taskhub.registry import TaskRegistry
-
-    return TaskRegistry.from_plugins(get_plugin_manager())
+    registry = TaskRegistry()
+    for impl in get_plugin_manager().hook.taskhub_register_tasks.get_hookimpls():
+        provider = provider_of(impl.plugin_name)
+        # A plugin whose hook raises or returns something unusable is reported and
+        # skipped: a broken plugin must not take the other tasks down. Two plugins
+        # claiming one task name stays an error (which one the user meant is unknown).
+        try:
+            specs = list(impl.function() or [])
+            for spec in specs:
+                check_spec(spec, provider)
+        except Exception as exc:  # noqa: BLE001 - any failure of third-party code
+            detail = str(exc) if isinstance(exc, TaskhubError) else f"taskhub_register_tasks failed: {type(exc).__name__}: {exc}"
+            report_plugin_error(detail if detail.startswith("plugin ") else f"plugin {provider}: {detail}")
+            continue
+        for spec in specs:
+            registry.add(spec, provider)
+    return registry
 
 
 def plugin_searchpath() -> list[str]:

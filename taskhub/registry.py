@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 from taskhub.errors import TaskhubError
 
 if TYPE_CHECKING:
-    import pluggy
-
     from taskhub.config import TaskConfig
     from taskhub.task import Task
 
@@ -75,28 +73,6 @@ class TaskRegistry:
 
     def __iter__(self) -> Iterator[TaskSpec]:
         return (self._tasks[name].spec for name in self.names())
-
-    @classmethod
-    def from_plugins(cls, pm: pluggy.PluginManager) -> TaskRegistry:
-        from taskhub.manager import provider_of, report_plugin_error
-
-        registry = cls()
-        for impl in pm.hook.taskhub_register_tasks.get_hookimpls():
-            provider = provider_of(impl.plugin_name)
-            # A plugin whose hook raises or returns something unusable is reported and
-            # skipped: a broken plugin must not take the other tasks down. Two plugins
-            # claiming one task name stays an error (which one the user meant is unknown).
-            try:
-                specs = list(impl.function() or [])
-                for spec in specs:
-                    check_spec(spec, provider)
-            except Exception as exc:  # noqa: BLE001 - any failure of third-party code
-                detail = str(exc) if isinstance(exc, TaskhubError) else f"taskhub_register_tasks failed: {type(exc).__name__}: {exc}"
-                report_plugin_error(detail if detail.startswith("plugin ") else f"plugin {provider}: {detail}")
-                continue
-            for spec in specs:
-                registry.add(spec, provider)
-        return registry
 
 
 def check_spec(spec: object, provider: str) -> None:

@@ -344,7 +344,7 @@ class ZeroShotClassification(CountsCutTexts, ClassificationTask):
 
     def demo_inputs(self) -> dict[str, str]:
         """The text, and the candidates (comma-separated) unless the run sets them."""
-        return {"text": "text"} if self.config.candidate_labels else {"text": "text", "candidate_labels": "text"}
+        return {"text": "text"} if self.config.candidate_labels else {"text": "text", "candidate_labels": "text_list"}
 
     def demo_example(self, row):
         if row.get("text") is None or row.get("hypothesis") is not None:
@@ -354,7 +354,10 @@ class ZeroShotClassification(CountsCutTexts, ClassificationTask):
             labels = row.get("candidate_labels")
             if not labels:
                 return None
-            example["candidate_labels"] = labels if isinstance(labels, str) else ", ".join(map(str, labels))
+            try:
+                example["candidate_labels"] = parse_labels(labels)
+            except ValueError:
+                return None
         return example
 
     def demo_view(self, record, prediction):

@@ -184,6 +184,45 @@ def rendered_text(browser) -> str:
     return css(browser, f"#{OUTPUT_ID} textarea")[0].get_attribute("value")
 
 
+def rendered_annotations(browser) -> list[tuple]:
+    """The annotated-image widget: each legend label with its overlay's pixels as drawn
+    (the overlay PNG served to the page, fetched by its URL, as an alpha mask)."""
+    import io
+    import urllib.request
+
+    import numpy as np
+    from PIL import Image
+
+    legend = [item.text for item in css(browser, f"#{OUTPUT_ID} .legend-item")]
+    overlays = []
+    for mask in css(browser, f"#{OUTPUT_ID} img.mask"):
+        with urllib.request.urlopen(mask.get_attribute("src")) as response:
+            overlays.append(np.asarray(Image.open(io.BytesIO(response.read())).convert("RGBA"))[..., 3] > 0)
+    assert len(legend) == len(overlays)
+    return list(zip(legend, overlays))
+
+
+def annotated_base_width(browser) -> int:
+    """The natural width of the image under the annotations (0 until it loads)."""
+    images = css(browser, f"#{OUTPUT_ID} img.base-image")
+    return int(images[0].get_attribute("naturalWidth") or 0) if images else 0
+
+
+def rendered_json(browser):
+    """The JSON widget's value, read back from the text it shows."""
+    import json
+
+    return json.loads(css(browser, f"#{OUTPUT_ID} .json-holder")[0].get_attribute("textContent"))
+
+
+def has_annotations(browser) -> bool:
+    return bool(css(browser, f"#{OUTPUT_ID} .legend-item")) and annotated_base_width(browser) > 0
+
+
+def has_json(browser) -> bool:
+    return bool(css(browser, f"#{OUTPUT_ID} .json-holder .key"))
+
+
 def has_scores(browser) -> bool:
     return bool(css(browser, f"#{OUTPUT_ID} [data-testid$='-confidence-set']"))
 
@@ -299,6 +338,35 @@ def ctc_model(path) -> Path:
     return audio_models.ctc_model(path)
 
 
+def detector(path) -> Path:
+    from test_object_detection import save_tiny_detector
+
+    return Path(save_tiny_detector(path))
+
+
+def segmenter(path) -> Path:
+    from test_image_segmentation import save_tiny_segformer
+
+    return Path(save_tiny_segformer(path))
+
+
+def text_encoder(path) -> Path:
+    from taskhub.testing import save_tiny_text_model
+
+    save_tiny_text_model(path)
+    return Path(path)
+
+
+def nli_classifier(path) -> Path:
+    """A tiny 3-way NLI head on the tiny encoder, initialised wide so candidates' scores differ."""
+    from taskhub.testing import save_task_model, save_tiny_text_model
+
+    save_tiny_text_model(path / "base", initializer_range=0.3)
+    names = ["entailment", "neutral", "contradiction"]
+    save_task_model("zero_shot_classification", path / "base", path / "nli", num_labels=3, **labels(names))
+    return path / "nli"
+
+
 BUILDERS = {
     "text_classification": lambda p: tiny_bert(p, "BertForSequenceClassification", **labels(["food", "not_food"])),
     "ner": lambda p: tiny_bert(p, "BertForTokenClassification", **labels(NER_LABELS)),
@@ -309,6 +377,10 @@ BUILDERS = {
     "seq2seq": seq2seq_lm,
     "audio_classification": audio_classifier,
     "asr": ctc_model,
+    "object_detection": detector,
+    "image_segmentation": segmenter,
+    "feature_extraction": text_encoder,
+    "zero_shot_classification": nli_classifier,
 }
 
 
@@ -441,6 +513,76 @@ def test_generation_tasks_show_the_generated_text(browser, models, name, model):
         shown = rendered_text(browser)
     expected = reference.predict([record])[0][reference.text_field]
     assert expected.strip() and shown == expected
+
+
+def test_object_detection_draws_each_predicted_box_with_its_label_and_score(browser, models):
+    import numpy as np
+
+    task, reference = demo_and_reference("object_detection", models("object_detection"))
+    scene = DATA / "shape_boxes" / read_jsonl(DATA / "shape_boxes" / "test.jsonl")[0]["image"]
+    with served(task, demo_examples(task)) as url:
+        open_demo(browser, url)
+        upload(browser, "image", scene, "img")
+        submit_and_wait(browser, has_annotations)
+        screenshot(browser, "object_detection")
+        width, shown = annotated_base_width(browser), rendered_annotations(browser)
+    objects = reference.predict([{"image": str(scene)}])[0]["objects"]
+    assert objects, "the tiny detector should find some boxes, or this test checks nothing"
+    assert width == 64  # the scene itself under the boxes
+    assert [label for label, _ in shown] == [f"{o['label']} {o['score']:.0%}" for o in objects]
+    for (_, drawn), found in zip(shown, objects):
+        rows, columns = np.nonzero(drawn)  # the box's outline and fill, where predict put it
+        box = found["box"]  # Gradio fills pixels [xmin, xmax) x [ymin, ymax), as array slices
+        assert (columns.min(), rows.min(), columns.max() + 1, rows.max() + 1) == (box["xmin"], box["ymin"], box["xmax"], box["ymax"])
+
+
+def test_image_segmentation_lays_each_class_mask_over_the_image(browser, models):
+    from taskhub_plugins.image_segmentation import decode_mask
+
+    task, reference = demo_and_reference("image_segmentation", models("image_segmentation"))
+    scene = DATA / "shape_masks" / read_jsonl(DATA / "shape_masks" / "test.jsonl")[0]["image"]
+    with served(task, demo_examples(task)) as url:
+        open_demo(browser, url)
+        upload(browser, "image", scene, "img")
+        submit_and_wait(browser, has_annotations)
+        screenshot(browser, "image_segmentation")
+        width, shown = annotated_base_width(browser), rendered_annotations(browser)
+    expected = reference.predict([{"image": str(scene)}])[0]
+    assert len(expected["label"]) > 1, "the tiny model should predict several classes, or this test checks little"
+    assert width == 64
+    assert [label for label, _ in shown] == expected["label"]
+    for (_, drawn), mask in zip(shown, expected["mask"]):
+        assert (drawn == decode_mask(mask).astype(bool)).all()
+
+
+def test_feature_extraction_shows_the_embeddings_size_and_first_values(browser, models):
+    task, reference = demo_and_reference("feature_extraction", models("feature_extraction"))
+    with served(task, demo_examples(task)) as url:
+        open_demo(browser, url)
+        record = click_first_example(browser, ["text"])
+        until(browser, has_json, "the example's prediction")
+        screenshot(browser, "feature_extraction")
+        shown = rendered_json(browser)
+    embedding = reference.predict([record])[0]["embedding"]
+    assert len(embedding) == 16  # the tiny encoder's width
+    assert shown == {"dimensions": len(embedding), "first values": pytest.approx(embedding[:8], abs=6e-5)}
+
+
+def test_zero_shot_classification_scores_the_candidate_labels_a_user_types(browser, models):
+    task, reference = demo_and_reference("zero_shot_classification", models("zero_shot_classification"))
+    text, candidates = "A bowl of tomato soup with basil.", ["food", "a cat", "sports"]
+    with served(task, demo_examples(task)) as url:
+        open_demo(browser, url)
+        type_text(browser, "text", text)
+        type_text(browser, "candidate_labels", " , ")
+        submit_and_expect_message(browser, EMPTY_INPUT["text_list"] + " (candidate_labels)")
+        type_text(browser, "candidate_labels", " food,a cat ,  sports")
+        submit_and_wait(browser, has_scores)
+        screenshot(browser, "zero_shot_classification")
+        shown = rendered_scores(browser)
+    expected = reference.predict([{"text": text, "candidate_labels": candidates}])[0]
+    assert sorted(expected["labels"]) == sorted(candidates)
+    assert shown == pytest.approx(dict(zip(expected["labels"], expected["scores"])), abs=1e-6)
 
 
 def test_an_unreadable_upload_says_why_and_a_small_image_fills_its_box(browser, models, tmp_path):

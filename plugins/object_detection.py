@@ -27,8 +27,9 @@ resample needs every detection of every image, not the fixed-size numbers per ex
 that :meth:`~taskhub.Task.aggregate_examples` takes.
 
 Training mirrors each image left to right half the time (``task.flip``; ``both`` also
-upside down, ``none`` not at all), as DETR's training recipes do; evaluation and
-prediction see the images as they are.
+upside down, ``none`` not at all), as DETR's training recipes do: in its training
+collator, so evaluation (:meth:`~taskhub.Task.build_evaluation_collator`) and prediction
+see the images as they are.
 
 With no model named, a small RT-DETR (a 4-stage ResNet of 16-128 channels, 64-wide
 hybrid encoder and 3 decoder layers, 30 queries) is trained from scratch on 64x64 images.
@@ -172,11 +173,13 @@ class ObjectDetection(PixelBatching, Task):
     def build_collator(self):
         return DetectionCollator()
 
-    def call_model(self, model, inputs):
-        """The model on the batch; in training, each image mirrored at random first (``task.flip``)."""
-        if model.training and self.config.flip != "none":
-            inputs = mirrored(inputs, self.config.flip)
-        return super().call_model(model, inputs)
+    def build_training_collator(self):
+        """Training batches with each image mirrored at random (``task.flip``)."""
+        return DetectionCollator(flip=self.config.flip)
+
+    def build_evaluation_collator(self):
+        """Evaluation batches as they are: the flips are training's augmentation."""
+        return self.collator
 
     # -------------------------------------------------------------- inference
     def _forward(self, inputs):
@@ -350,7 +353,11 @@ class DetectionCollator:
     """Stacks ``pixel_values`` (and ``pixel_mask``), padding smaller images at the bottom
     and right to the batch's largest (mask 0 there) as the DETR processors pad, and keeps
     ``labels`` a list of per-image ``{class_labels, boxes}`` tensors, their normalised boxes
-    rescaled to the padded image."""
+    rescaled to the padded image. With ``flip`` (training), each image of a batch with
+    labels is mirrored at random, its boxes with it (:func:`mirrored`)."""
+
+    def __init__(self, flip: str = "none"):
+        self.flip = flip
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import numpy as np
@@ -379,6 +386,8 @@ class DetectionCollator:
                     }
                 )
             batch["labels"] = labels
+            if self.flip != "none":
+                batch = mirrored(batch, self.flip)
         return batch
 
 

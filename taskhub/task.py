@@ -236,6 +236,12 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
         """The collator for training batches (e.g. with random masking); default: :attr:`collator`."""
         return self.collator
 
+    def build_evaluation_collator(self):
+        """The collator for the Trainer's evaluation batches (validation, test). Default: the
+        training one, since the loss needs what it makes (masked tokens, padded labels);
+        a task whose training collator augments (random flips) returns one that does not."""
+        return self.build_training_collator()
+
     #: Evaluate by running :meth:`predict` and :meth:`score_predictions` (spans, generated
     #: text) instead of ``Trainer.evaluate`` with :meth:`compute_metrics`.
     evaluate_by_prediction: ClassVar[bool] = False

@@ -182,26 +182,26 @@ def test_an_image_with_no_objects_is_a_training_example(tmp_path):
 
 
 def test_training_flips_move_the_boxes_with_the_pixels():
+    import numpy as np
     import torch
 
-    class Recorder(torch.nn.Module):  # stands in for the model: returns what it is called with
-        def forward(self, **inputs):
-            return inputs
-
     task = detection_module().ObjectDetection(config=detection_module().ObjectDetectionConfig(flip="both"))
-    image = torch.zeros(1, 3, 4, 6)
-    image[0, :, 0, 0] = 1  # one bright pixel, top left, boxed
-    batch = {"pixel_values": image, "labels": [{"class_labels": torch.tensor([0]), "boxes": torch.tensor([[0.5 / 6, 0.5 / 4, 1 / 6, 1 / 4]])}]}
-    model = Recorder()
+    image = np.zeros((3, 4, 6), dtype=np.float32)
+    image[:, 0, 0] = 1  # one bright pixel, top left, boxed
+    row = {"pixel_values": image, "labels": {"class_labels": [0], "boxes": [[0.5 / 6, 0.5 / 4, 1 / 6, 1 / 4]], "orig_size": [4, 6]}}
+    training = task.build_training_collator()
     torch.manual_seed(0)
     seen = set()
     for _ in range(20):
-        inputs = task.call_model(model, batch)
-        y, x = (int(v) for v in (inputs["pixel_values"][0, 0] == 1).nonzero()[0])
-        cx, cy = inputs["labels"][0]["boxes"][0, :2].tolist()
+        batch = training([row])
+        y, x = (int(v) for v in (batch["pixel_values"][0, 0] == 1).nonzero()[0])
+        cx, cy = batch["labels"][0]["boxes"][0, :2].tolist()
         assert (x, y) == (pytest.approx(cx * 6 - 0.5, abs=1e-5), pytest.approx(cy * 4 - 0.5, abs=1e-5))  # the box's centre pixel
         seen.add((x, y))
     assert seen == {(0, 0), (5, 0), (0, 3), (5, 3)}
-    assert batch["pixel_values"][0, 0, 0, 0] == 1 and batch["labels"][0]["boxes"][0, 0] == pytest.approx(0.5 / 6)  # the batch itself is left as it was
-    model.eval()  # evaluation and prediction see the images as they are
-    assert task.call_model(model, batch)["pixel_values"] is batch["pixel_values"]
+    assert row["pixel_values"][0, 0, 0] == 1  # the row itself is left as it was
+    for collator in (task.build_evaluation_collator(), task.collator):  # evaluation and prediction see the images as they are
+        for _ in range(5):
+            batch = collator([row])
+            assert (batch["pixel_values"][0] == torch.from_numpy(image)).all()
+            assert batch["labels"][0]["boxes"][0].tolist() == pytest.approx([0.5 / 6, 0.5 / 4, 1 / 6, 1 / 4])

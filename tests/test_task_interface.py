@@ -159,3 +159,60 @@ def test_a_choice_task_trains_evaluates_and_predicts_with_no_core_change(choice_
         run_dir=tmp_path / "predict",
     )
     assert [r["label"] for r in read_jsonl(tmp_path / "predict" / "predictions.jsonl")] == ["soup", "bread"]
+
+
+# ------------------------------------------------ evaluation batches apart
+@dataclass
+class MarkedChoiceConfig(TaskConfig):
+    name: str = "marked_choice"
+
+
+class MarkedChoice(Choice):
+    """:class:`Choice` whose training collator marks each batch, as an augmentation would
+    change it, and records which batches the model sees (training or not, marked or not)."""
+
+    name = "marked_choice"
+    config_cls = MarkedChoiceConfig
+    side_inputs = (CHOICE_MASK, "augmented")
+    seen: list[tuple[bool, bool]] = []
+
+    def build_training_collator(self):
+        import torch
+
+        pad = self.collator
+
+        def marking(rows):
+            return {**pad(rows), "augmented": torch.ones(len(rows), dtype=torch.bool)}
+
+        return marking
+
+    def build_evaluation_collator(self):
+        return self.collator
+
+    def call_model(self, model, inputs):
+        MarkedChoice.seen.append((model.training, "augmented" in inputs))
+        return super().call_model(model, inputs)
+
+
+class MarkedChoicePlugin:
+    @hookimpl
+    def taskhub_register_tasks(self):
+        return [TaskSpec(MarkedChoice.name, MarkedChoice, MarkedChoiceConfig)]
+
+
+def test_evaluation_batches_come_from_the_evaluation_collator_not_the_training_one(tiny_text_model, tmp_path):
+    pm = get_plugin_manager()
+    pm.register(MarkedChoicePlugin(), name="marked-choice-test")
+    MarkedChoice.seen.clear()
+    try:
+        rows = {split: write_jsonl(tmp_path / f"{split}.jsonl", questions(n, seed)) for split, n, seed in (("train", 32, 0), ("validation", 8, 1), ("test", 8, 2))}
+        overrides = [f"data.{split}={path}" for split, path in rows.items()]
+        taskhub.run(["task=marked_choice", f"model.name_or_path={tiny_text_model}", *overrides, "train.num_train_epochs=1", "device=cpu"], run_dir=tmp_path / "run")
+    finally:
+        pm.unregister(name="marked-choice-test")
+    training = [marked for in_training, marked in MarkedChoice.seen if in_training]
+    evaluation = [marked for in_training, marked in MarkedChoice.seen if not in_training]
+    assert training and all(training)  # 32 rows, batches of 16: every one marked
+    assert evaluation and not any(evaluation)  # validation after the epoch, then test: none marked
+    default = Choice(model=taskhub.config.ModelConfig(name_or_path=str(tiny_text_model)))
+    assert default.build_evaluation_collator() is default.build_training_collator()  # unless a task says otherwise

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,10 +154,13 @@ def early_stopping_arguments(task: Task) -> dict[str, Any]:
 
 def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
     from taskhub.modeling import transformers_attr
+    from taskhub.task import Task
 
     trainer_cls = transformers_attr(task.trainer_class)
     if task.custom_loss:
         trainer_cls = with_task_loss(trainer_cls, task)
+    if type(task).build_evaluation_collator is not Task.build_evaluation_collator:
+        trainer_cls = with_evaluation_collator(trainer_cls, task.build_evaluation_collator())
     return trainer_cls(
         model=task.model,
         args=args,
@@ -170,6 +174,35 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
         callbacks=list(callbacks),
     )
+
+
+def with_evaluation_collator(trainer_cls, collator):
+    """``trainer_cls`` batching evaluation and test data with ``collator`` instead of its
+    ``data_collator`` (the training one): the Trainer has one collator for both, so
+    training-time augmentation would reach the evaluation batches too."""
+
+    class EvaluationCollatorTrainer(trainer_cls):
+        def get_eval_dataloader(self, eval_dataset=None):
+            with evaluating(self, collator):
+                return super().get_eval_dataloader(eval_dataset)
+
+        def get_test_dataloader(self, test_dataset):
+            with evaluating(self, collator):
+                return super().get_test_dataloader(test_dataset)
+
+    EvaluationCollatorTrainer.__qualname__ = EvaluationCollatorTrainer.__name__ = trainer_cls.__name__
+    return EvaluationCollatorTrainer
+
+
+@contextmanager
+def evaluating(trainer, collator):
+    """The trainer's ``data_collator`` set to ``collator`` while a data loader is made."""
+    training = trainer.data_collator
+    trainer.data_collator = collator
+    try:
+        yield
+    finally:
+        trainer.data_collator = training
 
 
 def with_task_loss(trainer_cls, task: Task):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskhub import TaskSpec, hookimpl
-from taskhub.audio import SMALL_DATA_WAV2VEC2, AudioTask, extract, forward_rows
+from taskhub.audio import SMALL_DATA_WAV2VEC2, AudioTask, extract_batch, forward_rows
 from taskhub.classification import ClassificationConfig, ClassificationTask
 
 
@@ -48,7 +48,7 @@ class AudioClassification(AudioTask, ClassificationTask):
     }
 
     def preprocess(self, batch):
-        rows = [extract(self.feature_extractor, waveform) for waveform in self.waveforms(batch)]
+        rows = extract_batch(self.feature_extractor, self.waveforms(batch))
         return {key: [row[key] for row in rows] for key in rows[0]}
 
     def _forward(self, inputs):

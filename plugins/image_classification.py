@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from taskhub import TaskSpec, hookimpl
 from taskhub.classification import ClassificationConfig, ClassificationTask
-from taskhub.media import PixelBatching, load_image
+from taskhub.media import DraftDecoding, PixelBatching
 
 
 @dataclass
@@ -14,7 +14,7 @@ class ImageClassificationConfig(ClassificationConfig):
     name: str = "image_classification"
 
 
-class ImageClassification(PixelBatching, ClassificationTask):
+class ImageClassification(DraftDecoding, PixelBatching, ClassificationTask):
     """Classify images into labels (any PIL-readable file, converted to RGB)."""
 
     name = "image_classification"
@@ -49,8 +49,8 @@ class ImageClassification(PixelBatching, ClassificationTask):
     training_defaults = {"num_train_epochs": 8, "learning_rate": 2e-3, "per_device_train_batch_size": 32}
 
     def preprocess(self, batch):
-        images = [load_image(value, i) for i, value in enumerate(batch["image"])]
-        return {"pixel_values": list(self.processor(images, return_tensors="np")["pixel_values"])}
+        # No return_tensors: the rows' arrays as the processor made them, stacked once by the collator.
+        return {"pixel_values": self.processor(self.load_images(batch["image"]))["pixel_values"]}
 
 
 @hookimpl

@@ -1,5 +1,5 @@
 """The audio input path shared by every audio task: reading, mono mix-down, resampling,
-per-row feature extraction, padding, and running models that cannot take padded batches.
+feature extraction (batched where no padding is needed), padding, and running models that cannot take padded batches.
 
 An ``audio`` value is a file path (WAV, FLAC, OGG, and MP3 where the installed libsndfile
 reads it; decoded by soundfile), a ``{bytes, path}`` struct (the ``datasets`` Audio feature,
@@ -166,6 +166,26 @@ def extract(feature_extractor, waveform, **kwargs) -> dict[str, Any]:
     """Features of one waveform, without the batch axis (numpy)."""
     out = feature_extractor(waveform, sampling_rate=feature_extractor.sampling_rate, return_tensors="np", **kwargs)
     return {k: v[0] for k, v in out.items()}
+
+
+def extract_batch(feature_extractor, waveforms: list, **kwargs) -> list[dict[str, Any]]:
+    """Features of each waveform, as :func:`extract` gives them, with one extractor call per
+    run of equal-length waveforms instead of one per waveform: a batch of equal lengths
+    needs no padding, so each row's features are those of the waveform alone (the 1-s clips
+    of a keyword data set make one call per chunk), and the per-call work (argument checks,
+    padding, the output's tensors) is paid once. Rows of other lengths are called alone."""
+    groups: dict[int, list[int]] = {}
+    for i, waveform in enumerate(waveforms):
+        groups.setdefault(len(waveform), []).append(i)
+    rows: list[dict[str, Any] | None] = [None] * len(waveforms)
+    for indices in groups.values():
+        if len(indices) == 1:
+            rows[indices[0]] = extract(feature_extractor, waveforms[indices[0]], **kwargs)
+            continue
+        out = feature_extractor([waveforms[i] for i in indices], sampling_rate=feature_extractor.sampling_rate, return_tensors="np", **kwargs)
+        for position, i in enumerate(indices):
+            rows[i] = {k: v[position] for k, v in out.items()}
+    return rows
 
 
 def main_input_name(feature_extractor) -> str:

@@ -20,11 +20,12 @@ scoring above ``task.threshold`` (the pipeline's default, 0.5), the same shape a
 the ``objects`` it trains on (an input file's own ``objects`` stay in predictions.jsonl
 as ``input_objects``; the demo draws the boxes over the image). Evaluation is COCO's box mAP (``map``, over IoU 0.5:0.95)
 and ``map_50`` (IoU 0.5) by ``pycocotools``, the reference implementation, over every
-detection the model makes (no threshold). There are no per-example scores (no
-``samples.jsonl``, no bootstrap interval): average precision ranks the detections of all
-images together, so it is not a mean of per-image values, and recomputing it on a
-resample needs every detection of every image, not the fixed-size numbers per example
-that :meth:`~taskhub.Task.aggregate_examples` takes.
+detection the model makes (no threshold). Average precision ranks the detections of
+all images together, so it is not a mean of per-image values; ``samples.jsonl`` gives
+each image its precision and recall at IoU 0.5 (of the detections above
+``task.threshold``) and the matched detections ``map_50`` is recomputed from, exactly, on
+a resample: bootstrap intervals and paired tests work as for the other tasks
+(:mod:`taskhub_plugins.detection_metrics`).
 
 Training mirrors each image left to right half the time (``task.flip``; ``both`` also
 upside down, ``none`` not at all), as DETR's training recipes do: in its training
@@ -47,6 +48,7 @@ from typing import Any
 from taskhub import RowError, TaskConfig, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.media import PixelBatching, load_image
 from taskhub.task import Task
+from taskhub_plugins.detection_metrics import coco_map, image_matches, map_50
 
 BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -234,6 +236,11 @@ class ObjectDetection(PixelBatching, Task):
     def compute_metrics(self, eval_pred) -> dict[str, float]:
         """COCO box mAP (IoU 0.5:0.95) and mAP at IoU 0.5, by pycocotools, over every
         detection (no score threshold), in pixels of the images as stored."""
+        return coco_map(*self.evaluated_boxes(eval_pred), len(self.label2id))
+
+    def evaluated_boxes(self, eval_pred) -> tuple[list[list[tuple]], list[list[tuple]]]:
+        """The Trainer's gathered evaluation batches -> per image, every detection as
+        (score, class id, [xmin, ymin, xmax, ymax]) and its objects as (class id, box)."""
         from types import SimpleNamespace
 
         import numpy as np
@@ -249,7 +256,41 @@ class ObjectDetection(PixelBatching, Task):
             for result, target, (height, width) in zip(self.processor.post_process_object_detection(outputs, threshold=0.0, target_sizes=torch.tensor(sizes)), targets, sizes):
                 detections.append([(float(s), int(c), b) for s, c, b in zip(result["scores"], result["labels"], result["boxes"].tolist())])
                 truths.append([(int(c), corners(b, width, height)) for c, b in zip(np.asarray(target["class_labels"]).reshape(-1), np.asarray(target["boxes"]).reshape(-1, 4))])
-        return coco_map(detections, truths, len(self.label2id))
+        return detections, truths
+
+    def score_examples(self, predictions, references=None) -> list[dict[str, Any]]:
+        """Per image: precision and recall at IoU 0.5 of the detections scoring above
+        ``task.threshold`` (what predict returns, shown as the prediction), and the
+        statistics :meth:`aggregate_examples` recomputes ``map_50`` from on a resample
+        (:func:`~taskhub_plugins.detection_metrics.image_matches`, padded to one length)."""
+        detections, truths = self.evaluated_boxes(predictions)
+        labels = {i: name for name, i in self.label2id.items()}
+        matches = [image_matches(found, objects, len(labels)) for found, objects in zip(detections, truths)]
+        width = max((len(m["score"]) for m in matches), default=0)
+        examples = []
+        for found, objects, m in zip(detections, truths, matches):
+            kept = [hit for score, hit in zip(m["score"], m["matched"]) if score > self.config.threshold]
+            shown = sorted((d for d in found if d[0] > self.config.threshold), key=lambda d: -d[0])
+            padding = width - len(m["score"])
+            examples.append({
+                "prediction": [{"score": s, "label": labels[c], "box": dict(zip(BOX_KEYS, (int(v) for v in b)))} for s, c, b in shown],
+                "scores": {"precision_50": sum(kept) / len(kept) if kept else 1.0, "recall_50": sum(kept) / len(objects) if objects else 1.0},
+                "stats": {
+                    "detection_score": m["score"] + [0.0] * padding,
+                    "detection_class": m["class"] + [-1] * padding,
+                    "detection_matched": m["matched"] + [0] * padding,
+                    "objects_per_class": m["objects"],
+                },
+            })  # fmt: skip
+        return examples
+
+    def aggregate_examples(self, columns) -> dict[str, float]:
+        """``map_50`` recomputed from the images' statistics (equal to pycocotools' on the
+        whole split), and the mean per-image precision and recall."""
+        metrics = {name: float(columns[name].mean()) for name in ("precision_50", "recall_50") if name in columns}
+        if "detection_score" in columns:
+            metrics["map_50"] = map_50(columns["detection_score"], columns["detection_class"], columns["detection_matched"], columns["objects_per_class"])
+        return metrics
 
     # ------------------------------------------------------------------- demo
     def demo_view(self, record, prediction):
@@ -310,43 +351,6 @@ def corners(box, width: int, height: int) -> list[float]:
     """A normalised (centre x, centre y, width, height) box -> pixel corners."""
     cx, cy, w, h = (float(v) for v in box)
     return [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
-
-
-def coco_map(detections: list[list[tuple]], truths: list[list[tuple]], num_labels: int) -> dict[str, float]:
-    """COCO box mAP and mAP@0.5 by pycocotools: ``detections`` per image as (score,
-    class id, [xmin, ymin, xmax, ymax]), ``truths`` as (class id, [xmin, ymin, xmax, ymax])."""
-    import contextlib
-    import io
-
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise TaskhubError("object_detection's metrics need pycocotools: pip install pycocotools") from None
-
-    def xywh(b):
-        return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
-
-    truth = {
-        "images": [{"id": i} for i in range(len(truths))],
-        "categories": [{"id": c} for c in range(num_labels)],
-        "annotations": [
-            {"id": n, "image_id": i, "category_id": c, "bbox": xywh(b), "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0}
-            for n, (i, c, b) in enumerate(((i, c, b) for i, objects in enumerate(truths) for c, b in objects), start=1)
-        ],
-    }
-    found = [{"image_id": i, "category_id": c, "bbox": xywh(b), "score": s} for i, row in enumerate(detections) for s, c, b in row]
-    if not found or not truth["annotations"]:
-        return {"map": 0.0, "map_50": 0.0}
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and table
-        ground = COCO()
-        ground.dataset = truth
-        ground.createIndex()
-        evaluation = COCOeval(ground, ground.loadRes(found), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return {"map": max(float(evaluation.stats[0]), 0.0), "map_50": max(float(evaluation.stats[1]), 0.0)}
 
 
 class DetectionCollator:

@@ -111,6 +111,83 @@ def test_coco_map_by_pycocotools_on_hand_made_boxes():
     assert coco_map([[], []], truths, 2) == {"map": 0.0, "map_50": 0.0}
 
 
+def test_map_50_from_per_image_matches_on_a_hand_computed_example():
+    """Two images of one class, one object each. Ranked over both: 0.9 hits (image 1),
+    0.8 misses (image 1, IoU 0), 0.7 hits (image 2): recall 1/2, 1/2, 1; precision 1,
+    1/2, 2/3, made non-increasing 1, 2/3, 2/3. Read at 101 recall points: 1 up to recall
+    0.5 (51 points), 2/3 above it (50 points)."""
+    from taskhub_plugins.detection_metrics import image_matches, map_50
+
+    truths = [[(0, [0, 0, 10, 10])], [(0, [20, 20, 30, 30])]]
+    detections = [[(0.9, 0, [0, 0, 10, 10]), (0.8, 0, [40, 40, 50, 50])], [(0.7, 0, [20, 20, 30, 31])]]
+    matches = [image_matches(d, t, 1) for d, t in zip(detections, truths)]
+    assert matches[0] == {"score": [0.9, 0.8], "class": [0, 0], "matched": [1, 0], "objects": [1]}
+    assert matches[1] == {"score": [0.7], "class": [0], "matched": [1], "objects": [1]}
+    expected = (51 * 1 + 50 * 2 / 3) / 101
+    columns = {k: [m[k] + [pad] * (2 - len(m[k])) if k != "objects" else m[k] for m in matches] for k, pad in (("score", 0.0), ("class", -1), ("matched", 0), ("objects", 0))}
+    assert map_50(columns["score"], columns["class"], columns["matched"], columns["objects"]) == pytest.approx(expected)
+    assert detection_module().coco_map(detections, truths, 1)["map_50"] == pytest.approx(expected)
+    assert map_50([[0.5]], [[0]], [[0]], [[0]]) == 0.0  # no object at all: COCO's -1, reported as 0
+
+
+def test_per_image_scores_add_up_to_pycocotools_map_50_on_any_resample():
+    """Random scenes (three classes, some images without objects, near misses): the
+    aggregate of the per-image scores equals pycocotools' mAP@0.5 on the same images,
+    and on a bootstrap-style resample (images drawn with repeats) on those images too."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from taskhub.task import score_columns
+
+    rng = random.Random(0)
+    truths, detections = [], []
+    for _ in range(12):
+        objects = [(rng.randrange(3), box(rng)) for _ in range(rng.randrange(4))]
+        found = [(rng.random(), c, jittered(b, rng)) for c, b in objects if rng.random() < 0.8]
+        found += [(rng.random(), rng.randrange(3), box(rng)) for _ in range(rng.randrange(3))]
+        truths.append(objects)
+        detections.append(found)
+    task = detection_module().ObjectDetection()
+    task.evaluated_boxes = lambda _: (detections, truths)  # what the Trainer's batches give
+    task._settings = SimpleNamespace(label2id={name: i for i, name in enumerate(LABELS)})
+    examples = task.score_examples(None)
+    coco_map = detection_module().coco_map
+    assert task.aggregate_examples(score_columns(examples))["map_50"] == pytest.approx(coco_map(detections, truths, 3)["map_50"], abs=1e-12)
+    drawn = np.random.default_rng(1).integers(0, 12, size=12)
+    columns = {k: v[drawn] for k, v in score_columns(examples).items()}
+    resampled = coco_map([detections[i] for i in drawn], [truths[i] for i in drawn], 3)["map_50"]
+    assert 0 < resampled < 1 and task.aggregate_examples(columns)["map_50"] == pytest.approx(resampled, abs=1e-12)
+
+
+def test_per_image_precision_and_recall_above_the_threshold():
+    from types import SimpleNamespace
+
+    task = detection_module().ObjectDetection()
+    truths = [[(0, [0, 0, 10, 10]), (1, [20, 20, 40, 40])], []]
+    detections = [[(0.9, 0, [0, 0, 10, 10]), (0.6, 1, [0, 0, 10, 10]), (0.3, 1, [20, 20, 40, 40])], [(0.2, 2, [1, 1, 5, 5])]]
+    task.evaluated_boxes = lambda _: (detections, truths)
+    task._settings = SimpleNamespace(label2id={name: i for i, name in enumerate(LABELS)})
+    first, second = task.score_examples(None)
+    assert first["scores"] == {"precision_50": 0.5, "recall_50": 0.5}  # above 0.5: one hit, one wrong class
+    assert first["prediction"] == [{"score": 0.9, "label": "circle", "box": {"xmin": 0, "ymin": 0, "xmax": 10, "ymax": 10}},
+                                   {"score": 0.6, "label": "square", "box": {"xmin": 0, "ymin": 0, "xmax": 10, "ymax": 10}}]  # fmt: skip
+    assert second["scores"] == {"precision_50": 1.0, "recall_50": 1.0} and second["prediction"] == []  # nothing to find, nothing claimed
+    assert second["stats"]["detection_class"] == [2, -1, -1]  # padded to the longest image's detections
+
+
+def box(rng) -> list[float]:
+    x, y = rng.uniform(0, 50), rng.uniform(0, 50)
+    return [x, y, x + rng.uniform(4, 14), y + rng.uniform(4, 14)]
+
+
+def jittered(b, rng) -> list[float]:
+    """The box moved by up to 3 px: some matches at IoU 0.5, some misses."""
+    dx, dy = rng.uniform(-3, 3), rng.uniform(-3, 3)
+    return [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy]
+
+
 def test_objects_are_checked_and_turned_into_coco_boxes():
     checked_objects = detection_module().checked_objects
     label2id = {name: i for i, name in enumerate(LABELS)}
@@ -138,6 +215,11 @@ def test_train_evaluate_predict_through_taskhub_run(tiny_run, tmp_path):
 
     evaluated = taskhub.run(["task=object_detection", "mode=evaluate", model, "data.limit=16"], run_dir=tmp_path / "eval")
     assert evaluated["metrics"]["test_map"] == pytest.approx(metrics["test_map"])  # the saved model reloads to the same metrics
+    samples = read_jsonl(tmp_path / "eval" / "samples.jsonl")  # per image, so the main metric has an interval
+    assert [s["input"]["image"] for s in samples] == [str(SCENES / r["image"]) for r in read_jsonl(SCENES / "test.jsonl")[:16]]
+    assert all(0 <= s["scores"]["precision_50"] <= 1 and 0 <= s["scores"]["recall_50"] <= 1 for s in samples)
+    test = evaluated["metrics"]
+    assert test["test_map_50_ci_low"] <= test["test_map_50"] <= test["test_map_50_ci_high"]
 
     taskhub.run(["task=object_detection", "mode=predict", model, "data.limit=3", "task.threshold=0"], run_dir=tmp_path / "predict")
     rows = read_jsonl(tmp_path / "predict" / "predictions.jsonl")

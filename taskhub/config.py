@@ -47,6 +47,11 @@ class Quantization(str, Enum):
     int8 = "int8"
 
 
+class ModelBackend(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
 # ------------------------------------------------------------------ schema
 #: The package holding taskhub's Hydra configs (``conf/`` in the source tree).
 CONFIG_MODULE = "taskhub_conf"
@@ -102,6 +107,10 @@ class ModelConfig:
         Precision.fp32, "Inference compute precision under autocast (predict, evaluate); compare labels before adopting"
     )
     quantize: Quantization = option(Quantization.none, "Dynamically quantize Linear layers for inference (CPU only)")
+    backend: ModelBackend = option(
+        ModelBackend.torch,
+        "Inference runtime: torch, or onnxruntime (CPU; the model exported to ONNX once, cached by content; needs taskhub[onnx]); model.quantize=int8 then quantizes the graph",
+    )
     base: Optional[str] = option(
         None, "For an adapter folder (adapter_config.json): the base model to load it onto (null: the one the adapter names)"
     )

@@ -282,9 +282,12 @@ def weights_policy(task: Task, name: str, auto_cls) -> dict[str, Any]:
     return {"use_safetensors": True}
 
 
-def for_inference(model, model_config: ModelConfig):
+def for_inference(model, model_config: ModelConfig, task: Task | None = None):
     """The loaded model with the ``model.quantize`` speed mode applied (``model.dtype``
-    applies per forward pass, as autocast, in :meth:`Task.forward`)."""
+    applies per forward pass, as autocast, in :meth:`Task.forward`), or, with
+    ``model.backend=onnxruntime``, an exported graph standing in for it."""
+    if model_config.backend.value == "onnxruntime":
+        return _onnxruntime(model, model_config, task)
     if model_config.quantize.value == "none":
         return model
     import torch
@@ -300,6 +303,31 @@ def for_inference(model, model_config: ModelConfig):
     with warnings.catch_warnings():  # torch announces a successor API; this one is current in 2.x
         warnings.filterwarnings("ignore", message=".*quantize.*deprecated", category=UserWarning)
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
+
+
+def _onnxruntime(model, model_config: ModelConfig, task: Task | None):
+    """The model as an ONNX Runtime session (:mod:`taskhub.onnx_backend`), after the
+    one-line refusals: another precision, a task whose inference is not one forward call
+    an exported graph can stand in for (the task says so), a device other than the CPU."""
+    from taskhub import onnx_backend
+
+    if model_config.dtype.value != "fp32":
+        raise TaskhubError(
+            f"model.dtype={model_config.dtype.value} is not supported with model.backend=onnxruntime: it runs the fp32 graph "
+            "(or int8 with model.quantize=int8); set model.dtype=fp32 or model.backend=torch"
+        )
+    if task is not None and not task.runs_as_graph():
+        raise TaskhubError(
+            f"task {task.name} is not supported with model.backend=onnxruntime: its inference is not one forward call "
+            "an exported graph can replace (it generates, or calls the model its own way); use model.backend=torch"
+        )
+    if model.device.type != "cpu":
+        raise TaskhubError(f"model.backend=onnxruntime runs on the CPU (onnxruntime's CPU provider), not {model.device.type}; set device=cpu")
+    onnx_backend.require()
+    folder = model_source(task).name_or_path if task is not None else getattr(model, "name_or_path", None)
+    if folder and adapters.is_adapter(folder):
+        folder = None  # an adapter folder lacks the base weights: key the graph on the weights themselves
+    return onnx_backend.OnnxModel(model, folder, quantize=model_config.quantize.value == "int8")
 
 
 def check_head(task: Task, model) -> None:

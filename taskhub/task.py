@@ -153,7 +153,7 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
             from taskhub.modeling import for_inference, load_trained_model, resolve_device
 
             model = load_trained_model(self)
-            self._model = for_inference(model.to(resolve_device(self.device_name)).eval(), self.model_config)
+            self._model = for_inference(model.to(resolve_device(self.device_name)).eval(), self.model_config, self)
         return self._model
 
     @model.setter
@@ -314,6 +314,18 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=autocast):
             return self._forward(inputs)
+
+    #: Whether inference is one call of the model on the batch's tensors, which an exported
+    #: graph can stand in for (``model.backend=onnxruntime``). None: so unless the task
+    #: overrides :meth:`_forward` (generate) or :meth:`call_model`; set it for one whose
+    #: override still makes a single plain model call.
+    graph_forward: ClassVar[bool | None] = None
+
+    @classmethod
+    def runs_as_graph(cls) -> bool:
+        if cls.graph_forward is not None:
+            return cls.graph_forward
+        return cls._forward is Task._forward and cls.call_model is Task.call_model
 
     def _forward(self, inputs: Mapping[str, Any]):
         """The inference call; generation tasks override this to call ``generate``."""

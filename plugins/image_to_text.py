@@ -13,7 +13,9 @@ text prompt and chat-style processors, and does not run vision encoder-decoder m
 Evaluation captions every held-out image, exactly as ``mode=predict`` would, and scores
 the captions against the references: corpus BLEU and chrF (sacreBLEU, 0-100, the
 translation task's scoring), ROUGE-1/2/L (rouge-score, 0-1, the summarization task's
-scoring) and the mean caption length in tokens.
+scoring), CIDEr (pycocoevalcap's scorer, the COCO caption evaluation's, on lowercased
+words without punctuation: its Java tokenizer is not used, see
+:func:`taskhub.text_metrics.caption_words`) and the mean caption length in tokens.
 
 With no model named, a tiny ViT encoder + GPT-2 decoder is trained from scratch with a
 word-level tokenizer learned from the training captions, on bundled synthetic scenes of
@@ -31,7 +33,7 @@ from taskhub.generation import GenerationTask, GenerationTaskConfig, PaddingColl
 from taskhub.media import load_image
 from taskhub.task import Task
 from taskhub.text import CountsCutTexts, check_texts, tokenize
-from taskhub.text_metrics import bleu_chrf_examples, corpus_bleu_chrf, rouge_examples
+from taskhub.text_metrics import bleu_chrf_examples, cider_examples, corpus_bleu_chrf, rouge_examples
 
 #: Special tokens of the tokenizer trained on the captions for a from-scratch model.
 CAPTION_SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
@@ -258,19 +260,19 @@ class ImageToText(CountsCutTexts, GenerationTask):
 
     # --------------------------------------------------------------- metrics
     def text_scores(self, predictions, references):
-        """Sentence BLEU and chrF with the n-gram counts behind the corpus scores, and
-        ROUGE-1/2/L F-measures."""
+        """Sentence BLEU and chrF with the n-gram counts behind the corpus scores,
+        ROUGE-1/2/L F-measures and CIDEr (idf over the split's references)."""
         examples = bleu_chrf_examples(predictions, references)
-        for example, rouge in zip(examples, rouge_examples(predictions, references, CAPTION_ROUGE)):
-            example["scores"].update(rouge["scores"])
+        for example, rouge, cider in zip(examples, rouge_examples(predictions, references, CAPTION_ROUGE), cider_examples(predictions, references)):
+            example["scores"].update(rouge["scores"], **cider["scores"])
         return examples
 
     def score_examples(self, predictions, references) -> list[dict[str, Any]]:
         return self.generated_text_examples(predictions, references, "text")
 
     def aggregate_examples(self, columns) -> dict[str, float]:
-        """Corpus BLEU and chrF from the summed counts, mean ROUGE and caption length."""
-        return {**corpus_bleu_chrf(columns), **{key: float(columns[key].mean()) for key in (*CAPTION_ROUGE, "gen_len")}}
+        """Corpus BLEU and chrF from the summed counts, mean ROUGE, CIDEr and caption length."""
+        return {**corpus_bleu_chrf(columns), **{key: float(columns[key].mean()) for key in (*CAPTION_ROUGE, "cider", "gen_len") if key in columns}}
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """Scores of generated text against references, per example with the statistics behind
 the corpus figures, for every task that generates text (translation, summarization,
-captioning, ...): sacreBLEU's BLEU and chrF (0-100) and Google's ROUGE (0-1), the field's
-reference implementations."""
+captioning, ...): sacreBLEU's BLEU and chrF (0-100), Google's ROUGE (0-1) and the COCO
+caption evaluation's CIDEr (pycocoevalcap), the field's reference implementations."""
 
 from __future__ import annotations
 
@@ -54,3 +54,29 @@ def rouge_examples(predictions: Sequence[str], references: Sequence[str], types:
 def split_sentences(text: str) -> str:
     """Sentences on separate lines (what ROUGE-Lsum expects), split after . ! or ?"""
     return "\n".join(s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s)
+
+
+def cider_examples(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> list[dict[str, Any]]:
+    """CIDEr of each caption against its reference(s) (one string or a list), by
+    pycocoevalcap's scorer (the COCO caption evaluation's CIDEr: CIDEr-D's clipped n-gram
+    counts and length penalty, sigma 6, scaled by 10), on :func:`caption_words`. The
+    n-gram weights (idf) come from all the references given, so the corpus CIDEr is the
+    mean of these scores; a resample of them keeps the idf of the whole set."""
+    from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+    if not predictions:
+        return []
+    scorer = CiderScorer(n=4, sigma=6.0)
+    for prediction, reference in zip(predictions, references, strict=True):
+        refs = [reference] if isinstance(reference, str) else list(reference)
+        scorer += (" ".join(caption_words(prediction)), [" ".join(caption_words(r)) for r in refs])
+    _, scores = scorer.compute_score()
+    return [{"scores": {"cider": float(score)}} for score in scores]
+
+
+def caption_words(text: str) -> list[str]:
+    """Lowercased words without punctuation, as the COCO evaluation feeds CIDEr. Its
+    PTBTokenizer needs Java (Stanford CoreNLP); this keeps letters, digits and inner
+    apostrophes and splits on everything else, so a contraction stays one word
+    ("don't", where PTB gives "do n't") and a hyphenated word becomes two."""
+    return re.findall(r"[^\W_]+(?:'[^\W_]+)*", text.lower())

@@ -98,8 +98,8 @@ def test_trains_evaluates_and_predicts_from_scratch(tmp_path):
         run_dir=tmp_path / "train",
     )
     metrics = trained["metrics"]
-    assert {f"test_{k}" for k in ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "gen_len")} <= set(metrics)
-    assert 0 <= metrics["test_bleu"] <= 100 and 0 <= metrics["test_rougeL"] <= 1
+    assert {f"test_{k}" for k in ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "cider", "gen_len")} <= set(metrics)
+    assert 0 <= metrics["test_bleu"] <= 100 and 0 <= metrics["test_rougeL"] <= 1 and metrics["test_cider"] >= 0
     model = tmp_path / "train" / "model"
     config = json.loads((model / "config.json").read_text())
     assert config["model_type"] == "vision-encoder-decoder" and config["decoder"]["vocab_size"] < 40  # word-level, from the captions
@@ -108,7 +108,8 @@ def test_trains_evaluates_and_predicts_from_scratch(tmp_path):
     evaluated = taskhub.run([*common, "mode=evaluate", f"model.name_or_path={model}", f"data.test={test}"], run_dir=tmp_path / "evaluate")
     assert evaluated["metrics"]["test_bleu"] == pytest.approx(metrics["test_bleu"])
     samples = read_jsonl(evaluated["outputs"]["samples"])
-    assert len(samples) == 8 and all("bleu" in s["scores"] and "rougeL" in s["scores"] for s in samples)
+    assert len(samples) == 8 and all({"bleu", "rougeL", "cider"} <= set(s["scores"]) for s in samples)
+    assert evaluated["metrics"]["test_cider"] == pytest.approx(sum(s["scores"]["cider"] for s in samples) / 8)  # CIDEr is the mean of the images' scores
 
     predicted = taskhub.run([*common, "mode=predict", f"model.name_or_path={model}", f"data.predict={test}", "batch_size=3"], run_dir=tmp_path / "predict")
     predictions = read_jsonl(predicted["outputs"]["predictions"])
@@ -130,3 +131,28 @@ def test_bad_input_is_an_error_with_file_and_row(captioner, tmp_path):
     with pytest.raises(TaskhubError) as err:
         taskhub.run(["task=image_to_text", f"model.name_or_path={paired}", f"data.train={empty}", "device=cpu"], run_dir=tmp_path / "b")
     assert str(err.value) == f"{empty}, row 2: empty 'text'"
+
+
+def test_cider_equals_pycocoevalcaps_on_tokenized_captions_and_a_hand_computed_value():
+    """Two scenes. "a" is in both references: idf log(2/2) = 0; every other n-gram is in
+    one: idf log 2. Scene 2's caption equals its reference: cosine 1 for 1-, 2- and
+    3-grams, 0 for the 4-grams it has none of: 10 x 3/4 = 7.5. Scene 1 shares "red" of
+    {red, circle} vs {red, square} (cosine 1/2), "a red" of two bigrams (1/2), no trigram:
+    10 x (1/2 + 1/2) / 4 = 2.5."""
+    from pycocoevalcap.cider.cider import Cider
+
+    from taskhub.text_metrics import caption_words, cider_examples
+
+    predictions = ["A red circle.", "a blue circle"]
+    references = ["A red square!", "A blue circle."]
+    assert [e["scores"]["cider"] for e in cider_examples(predictions, references)] == pytest.approx([2.5, 7.5])
+    assert caption_words("A red square!") == ["a", "red", "square"]
+
+    predictions = ["Two red squares and a blue circle.", "a green triangle", "Three circles, all of them yellow!", "a red square"]
+    references = [["two red squares and one blue circle", "A blue circle beside two red squares."], "A green triangle.", ["three yellow circles"], "a blue square"]
+    ours = [e["scores"]["cider"] for e in cider_examples(predictions, references)]
+    words = {i: [" ".join(caption_words(p))] for i, p in enumerate(predictions)}
+    gts = {i: [" ".join(caption_words(r)) for r in ([refs] if isinstance(refs, str) else refs)] for i, refs in enumerate(references)}
+    corpus, theirs = Cider().compute_score(gts, words)
+    assert ours == pytest.approx(list(theirs), abs=1e-12) and sum(ours) / 4 == pytest.approx(corpus)
+    assert ours[1] > ours[3] > 0 and cider_examples([], []) == []

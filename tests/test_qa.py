@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl
+from conftest import read_jsonl, write_jsonl
 from qa_models import oracle_qa_model, random_qa_model
 
 import taskhub
-from taskhub import RowError
+from taskhub import RowError, TaskhubError
 
 HERE = Path(__file__).resolve().parent
 CASES = json.loads((HERE / "data" / "qa_cases.json").read_text())
@@ -125,14 +125,15 @@ def test_squad_metrics_match_hand_computed_values():
     assert metrics["HasAns_total"] == 2 and metrics["NoAns_total"] == 1
 
 
-def test_missing_context_column_is_a_one_line_cli_error(random_model, tmp_path):
+def test_missing_context_column_is_a_one_line_error(random_model, tmp_path):
+    """In-process: the CLI prints this message as its one line "taskhub: error: <message>" and
+    exits 2 (tested on real subprocesses in test_bad_input.py and test_end_to_end.py)."""
     data = write_jsonl(tmp_path / "questions.jsonl", [{"question": "Who?"}])
-    proc = run_cli("task=qa", "mode=predict", f"model.name_or_path={random_model}", f"data.predict={data}", f"hydra.run.dir={tmp_path / 'r'}", check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"taskhub: error: {data}: missing required column 'context' for task qa "
-        "(columns found: question; map yours with data.columns.<name>=<your column>)"
-    ]
+    with pytest.raises(TaskhubError) as err:
+        taskhub.run(["task=qa", "mode=predict", f"model.name_or_path={random_model}", f"data.predict={data}"], run_dir=tmp_path / "r")
+    assert str(err.value) == (
+        f"{data}: missing required column 'context' for task qa (columns found: question; map yours with data.columns.<name>=<your column>)"
+    )
 
 
 def synthetic_squad(count: int, seed: int) -> list[dict]:
@@ -154,21 +155,24 @@ def synthetic_squad(count: int, seed: int) -> list[dict]:
     return rows
 
 
-def test_cli_train_evaluate_predict(tmp_path):
-    """Fine-tune the first 2 layers of MiniLM on short synthetic facts, evaluate the saved model, predict."""
+def test_train_evaluate_predict(tmp_path):
+    """Fine-tune the first 2 layers of MiniLM on short synthetic facts, evaluate the saved model, predict.
+
+    In-process through taskhub.run (the same overrides the CLI takes): a CLI subprocess
+    costs seconds of imports, and test_end_to_end.py runs one."""
     train = write_jsonl(tmp_path / "train.jsonl", synthetic_squad(240, seed=1))
     test = write_jsonl(tmp_path / "test.jsonl", synthetic_squad(40, seed=2))
     data = (f"data.train={train}", f"data.test={test}")
     train_dir, eval_dir, predict_dir = tmp_path / "train", tmp_path / "eval", tmp_path / "predict"
-    run_cli(
-        "task=qa", *data, "model.config.num_hidden_layers=2", "train.num_train_epochs=3", "train.learning_rate=3e-4",
-        "train.eval_strategy=no", f"hydra.run.dir={train_dir}",
+    taskhub.run(
+        ["task=qa", *data, "model.config.num_hidden_layers=2", "train.num_train_epochs=3", "train.learning_rate=3e-4", "train.eval_strategy=no"],
+        run_dir=train_dir,
     )  # fmt: skip
     metrics = json.loads((train_dir / "metrics.json").read_text())["metrics"]
     assert metrics["test_f1"] > 0.6  # an untrained head scores near 0 (random spans)
-    run_cli("task=qa", "mode=evaluate", f"model.name_or_path={train_dir / 'model'}", f"data.test={test}", f"hydra.run.dir={eval_dir}")
+    taskhub.run(["task=qa", "mode=evaluate", f"model.name_or_path={train_dir / 'model'}", f"data.test={test}"], run_dir=eval_dir)
     assert json.loads((eval_dir / "metrics.json").read_text())["metrics"]["test_f1"] == pytest.approx(metrics["test_f1"])
-    run_cli("task=qa", "mode=predict", f"model.name_or_path={train_dir / 'model'}", f"data.predict={test}", f"hydra.run.dir={predict_dir}")
+    taskhub.run(["task=qa", "mode=predict", f"model.name_or_path={train_dir / 'model'}", f"data.predict={test}"], run_dir=predict_dir)
     rows = read_jsonl(predict_dir / "predictions.jsonl")
     assert [r["id"] for r in rows] == list(range(40))
     assert all(r["context"][r["start"] : r["end"]] == r["answer"] for r in rows)

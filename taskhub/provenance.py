@@ -134,16 +134,32 @@ def task_of(model: str) -> tuple[str, dict[str, Any]] | None:
     if record is not None and isinstance(record.get("task"), str):
         return record["task"], record.get("options") or {}
     try:
-        architectures = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or []
+        config = json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError):
-        architectures = []
+        config = {}
+    architectures = config.get("architectures") or []
     tasks = sorted({name for arch in architectures for name in tasks_for_architecture(arch)})
     if len(tasks) == 1:
+        if is_nli(config):
+            log.warning(
+                "task=auto: %s is an NLI classifier (labels %s): running %s on it; for zero-shot classification "
+                "over candidate labels set task=zero_shot_classification",
+                model, ", ".join(map(str, (config.get("id2label") or {}).values())), tasks[0],
+            )  # fmt: skip
         return tasks[0], {}
     if not tasks:
         log.info("task=auto: neither %s nor an architecture any task takes in %s; using the default task", RECORD, model)
         return None
     raise TaskhubError(f"task=auto: {model} is a {architectures[0]} checkpoint, which {', '.join(tasks)} all take; set task=<one of them>")
+
+
+def is_nli(config: dict[str, Any]) -> bool:
+    """A model config whose labels include entailment and contradiction. Such a checkpoint
+    is a pair classifier (text_classification with ``text_pair``: NLI itself) as much as
+    a zero-shot classifier, and only the data says which, so task=auto does not choose
+    zero_shot_classification for it: it keeps the architecture's task and says so."""
+    labels = {str(name).lower() for name in (config.get("id2label") or {}).values()}
+    return {"entailment", "contradiction"} <= labels
 
 
 def tasks_for_architecture(architecture: str) -> list[str]:

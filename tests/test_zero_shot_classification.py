@@ -203,3 +203,21 @@ def test_tiny_train_on_nli_pairs_then_evaluate_choices(tmp_path):
     mixed = write_jsonl(tmp_path / "mixed.jsonl", [*nli_rows(pairs[:2]), choices[0]])
     with pytest.raises(BadRowError, match=r"mixed\.jsonl, row 3: no hypothesis: the train split holds NLI pairs"):
         taskhub.run([*common, f"model.name_or_path={tmp_path / 'tiny'}", f"data.train={mixed}"], run_dir=tmp_path / "mixed")
+
+
+def test_task_auto_keeps_an_nli_checkpoint_a_text_classifier_and_says_how_to_zero_shot(nli_model, tmp_path, caplog):
+    """An NLI checkpoint without taskhub.json classifies text pairs (NLI itself) as well as
+    candidate labels: task=auto cannot tell which from the checkpoint, so it keeps the
+    architecture's task and names the other."""
+    from taskhub.provenance import task_of
+
+    plain = relabelled(nli_model, tmp_path / "mnli", [name.upper() for name in MNLI])
+    with caplog.at_level("WARNING", logger="taskhub"):
+        assert task_of(str(plain)) == ("text_classification", {})
+    assert "is an NLI classifier (labels ENTAILMENT, NEUTRAL, CONTRADICTION)" in caplog.text
+    assert "set task=zero_shot_classification" in caplog.text
+    caplog.clear()
+    other = relabelled(nli_model, tmp_path / "sentiment", ["negative", "neutral", "positive"])
+    with caplog.at_level("WARNING", logger="taskhub"):
+        assert task_of(str(other)) == ("text_classification", {})
+    assert "NLI" not in caplog.text

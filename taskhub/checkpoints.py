@@ -17,6 +17,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from taskhub.rundir import write_atomically
+
 from taskhub.errors import TaskhubError
 
 log = logging.getLogger("taskhub")
@@ -44,9 +46,7 @@ class CheckpointSeal(TrainerCallback):
 
 def seal(folder: Path) -> None:
     files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
-    tmp = folder / f".{SEAL}.tmp"
-    tmp.write_text(json.dumps({"files": files}))
-    os.replace(tmp, folder / SEAL)
+    write_atomically(folder / SEAL, json.dumps({"files": files}))
 
 
 def flaw(folder: Path) -> str | None:

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from taskhub.rundir import atomic_path
+
 log = logging.getLogger("taskhub")
 
 #: Metric columns that describe the run rather than the model.
@@ -281,9 +283,8 @@ def plot_curves(rows: list[dict[str, Any]], folder: Path, other: list[dict[str, 
         figure.suptitle(task)
         figure.tight_layout()
         path = folder / f"results_{task}.png"
-        tmp = folder / f".results_{task}.{os.getpid()}.png"
-        figure.savefig(tmp, dpi=100)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
         plt.close(figure)
-        os.replace(tmp, path)
         written.append(path)
     return written

@@ -13,6 +13,7 @@ only with working ``flock``).
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -172,17 +173,42 @@ def claim_cli_run_dir(overrides: list[str]) -> list[str]:
 
 
 @contextmanager
-def atomic_path(final: Path):
-    """Yield a temporary sibling path; rename it onto ``final`` only if the block succeeds."""
-    tmp = final.with_name(f".{final.name}.tmp")
+def atomic_path(final: str | os.PathLike):
+    """Yield a temporary sibling path (a file or a folder); rename it onto ``final`` only if
+    the block succeeds, so a reader never sees half a file. The name is the process's own:
+    two processes writing one file (sweep jobs sharing a cache) do not mix their bytes,
+    and what a killed process left is removed by the next writer on its machine."""
+    final = Path(final)
+    host = socket.gethostname()
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.{glob.escape(host)}.*.tmp"):
+        pid = stale.name.removesuffix(".tmp").rsplit(".", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            _remove(stale)
+    tmp = final.with_name(f".{final.name}.{host}.{os.getpid()}.tmp")
     _remove(tmp)
     try:
         yield tmp
     except BaseException:
         _remove(tmp)
         raise
-    _remove(final)
+    if tmp.is_dir():
+        _remove(final)  # os.replace cannot replace a folder; a file it replaces atomically
     os.replace(tmp, final)
+
+
+def write_atomically(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _remove(path: Path) -> None:

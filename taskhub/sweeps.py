@@ -20,6 +20,7 @@ from typing import Any
 
 from taskhub.errors import TaskhubError
 from taskhub.fingerprints import file_digest, folder_digest
+from taskhub.rundir import atomic_path, write_atomically
 
 RESULT_FILE = "metrics.json"
 TABLE_STEM = "results"
@@ -66,17 +67,14 @@ class ResultCache:
         samples = result.get("outputs", {}).get("samples")
         if samples:
             _copy(Path(samples), self.folder / f"{key}.samples.jsonl")
-        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, self.folder / f"{key}.json")
+        write_atomically(self.folder / f"{key}.json", json.dumps(result))
 
 
 def _copy(source: Path, target: Path) -> None:
     import shutil
 
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def expand_values(value: str) -> str:
@@ -173,9 +171,7 @@ def start_sweep(sweep_dir: str | os.PathLike) -> None:
 
     folder = Path(sweep_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{SWEEP_MARK}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"sweep": uuid.uuid4().hex}))
-    os.replace(tmp, folder / SWEEP_MARK)
+    write_atomically(folder / SWEEP_MARK, json.dumps({"sweep": uuid.uuid4().hex}))
 
 
 def _current_sweep(sweep_dir: str | os.PathLike) -> str | None:
@@ -203,9 +199,7 @@ def stamp_job(job_dir: str | os.PathLike, sweep_dir: str | os.PathLike, wall_tim
     result["sweep"] = _current_sweep(sweep_dir)
     if result.get("wall_time_s") is None and wall_time_s is not None:
         result["wall_time_s"] = round(wall_time_s, 3)
-    tmp = path.with_name(f".{RESULT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(result, indent=2) + "\n")
 
 
 def collect_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -326,9 +320,7 @@ def write_table(
         ("md", "\n".join([render_leaderboard(rows), *sections])),
         ("json", json.dumps(rows, indent=2) + "\n"),
     ):
-        tmp = folder / f".{TABLE_STEM}.{suffix}.{os.getpid()}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, folder / f"{TABLE_STEM}.{suffix}")
+        write_atomically(folder / f"{TABLE_STEM}.{suffix}", text)
     if plots:
         plot_curves(rows, folder)
     return rows

@@ -147,7 +147,7 @@ def test_predict_killed_while_writing_its_final_files_resumes(classifier, tmp_pa
     run_dir = tmp_path / "run"
     args = [*predict_args(classifier, data), f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen([TASKHUB, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    kill_when(proc, lambda: (run_dir / ".predictions.jsonl.tmp").exists(), poll=0.001)
+    kill_when(proc, lambda: any(run_dir.glob(".predictions.jsonl.*.tmp")), poll=0.001)
     assert len((run_dir / ".predictions.partial.jsonl").read_bytes().splitlines()) == 301
     assert not (run_dir / "metrics.json").exists()
 

@@ -217,6 +217,25 @@ def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
     assert json.loads(target.read_text()) == {"ok": 1} and list(tmp_path.iterdir()) == [target]
 
 
+def test_atomic_path_removes_what_a_killed_writer_left_and_keeps_a_live_writers_file(tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    target = tmp_path / "results.json"
+    host = socket.gethostname()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid names no running process now
+    killed = tmp_path / f".results.json.{host}.{dead.pid}.tmp"
+    killed.write_text("half")
+    live = tmp_path / f".results.json.{host}.{os.getppid()}.tmp"
+    live.write_text("being written")
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name])
+
+
 def test_bundled_food_captions_are_balanced_and_disjoint():
     splits = {s: [json.loads(l) for l in (FOOD / f"{s}.jsonl").read_text().splitlines()] for s in ("train", "validation", "test")}
     texts = [r["text"].lower() for rows in splits.values() for r in rows]

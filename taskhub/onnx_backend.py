@@ -101,6 +101,18 @@ class OnnxModel:
             raise TaskhubError("model.backend=onnxruntime runs inference only: train with model.backend=torch")
         return self
 
+    def __getattr__(self, name: str):
+        """A torch module's attribute (``to``, ``parameters``: the Trainer evaluating a loss)
+        is a one-line refusal rather than an AttributeError deep inside transformers."""
+        import torch
+
+        if not name.startswith("_") and hasattr(torch.nn.Module, name):
+            raise TaskhubError(
+                f"model.backend=onnxruntime serves predict and evaluation by prediction; this run needs the torch model "
+                f"(its '{name}', e.g. mode=evaluate through the Trainer): use model.backend=torch"
+            )
+        raise AttributeError(name)
+
     def __call__(self, **inputs):
         import torch
 

@@ -158,6 +158,13 @@ def test_a_loss_needs_the_torch_backend(models):
         task.model(**batch)
 
 
+def test_trainer_evaluation_is_refused_in_one_line(models, tmp_path):
+    data = write_jsonl(tmp_path / "test.jsonl", [{"text": "pasta", "label": "a"}, {"text": "rain", "label": "b"}])
+    with pytest.raises(taskhub.TaskhubError, match=r"^model.backend=onnxruntime serves predict and evaluation by prediction; [^\n]*use model.backend=torch$"):
+        taskhub.run(["task=text_classification", "mode=evaluate", f"model.name_or_path={models['text_classification']}",
+                     f"data.test={data}", "device=cpu", "model.backend=onnxruntime"], run_dir=tmp_path / "run")
+
+
 def test_missing_onnxruntime_names_the_extra(models, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     task = onnx_task("text_classification", models["text_classification"])

@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl
+from conftest import read_jsonl, write_jsonl
 
 import taskhub
 from taskhub import TaskhubError
@@ -98,11 +98,11 @@ def test_two_masks_keep_the_other_mask_in_each_sequence(tiny_mlm):
 
 def test_a_text_without_mask_token_is_a_one_line_error_naming_file_and_row(tiny_mlm, tmp_path):
     data = write_jsonl(tmp_path / "prompts.jsonl", [{"text": "Knead the [MASK]."}, {"text": "Knead the dough."}])
-    proc = run_cli("task=fill_mask", "mode=predict", f"model.name_or_path={tiny_mlm}", f"data.predict={data}", f"hydra.run.dir={tmp_path / 'r'}", check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"taskhub: error: {data}, row 2: no mask token in the text: put [MASK] where a token should be predicted"
-    )
+    # In-process: the CLI prints this message as its one line "taskhub: error: <message>" and
+    # exits 2 (tested on real subprocesses in test_bad_input.py and test_end_to_end.py).
+    with pytest.raises(TaskhubError) as err:
+        taskhub.run(["task=fill_mask", "mode=predict", f"model.name_or_path={tiny_mlm}", f"data.predict={data}"], run_dir=tmp_path / "r")
+    assert str(err.value) == f"{data}, row 2: no mask token in the text: put [MASK] where a token should be predicted"
     assert not (tmp_path / "r" / "predictions.jsonl").exists()
 
 
@@ -164,18 +164,22 @@ def test_perplexity_is_exp_loss_and_the_same_on_every_evaluation(tiny_mlm, tmp_p
 
 # ------------------------------------------------------------------ end to end
 @pytest.mark.slow
-def test_train_evaluate_predict_through_the_cli(tiny_mlm, tmp_path):
+def test_train_evaluate_predict(tiny_mlm, tmp_path):
+    """In-process through taskhub.run (the CLI's overrides); the CLI's one-line error is
+    tested in a subprocess above."""
     train_dir, eval_dir, predict_dir = tmp_path / "train", tmp_path / "eval", tmp_path / "predict"
-    run_cli(
-        "task=fill_mask",
-        f"model.name_or_path={tiny_mlm}",
-        "data.limit=30",
-        "task.block_size=64",
-        "train.num_train_epochs=2",
-        "train.learning_rate=1e-2",
-        "train.per_device_train_batch_size=8",
-        "device=cpu",
-        f"hydra.run.dir={train_dir}",
+    taskhub.run(
+        [
+            "task=fill_mask",
+            f"model.name_or_path={tiny_mlm}",
+            "data.limit=30",
+            "task.block_size=64",
+            "train.num_train_epochs=2",
+            "train.learning_rate=1e-2",
+            "train.per_device_train_batch_size=8",
+            "device=cpu",
+        ],
+        run_dir=train_dir,
     )
     metrics = metrics_of(train_dir)
     assert metrics["before_test_perplexity"] > 1000
@@ -186,11 +190,11 @@ def test_train_evaluate_predict_through_the_cli(tiny_mlm, tmp_path):
     assert json.loads((model_dir / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
 
     # The saved model reloads and scores the same test perplexity (evaluation masks are seeded).
-    run_cli("task=fill_mask", "mode=evaluate", f"model.name_or_path={model_dir}", "data.limit=30", "task.block_size=64", "device=cpu", f"hydra.run.dir={eval_dir}")
+    taskhub.run(["task=fill_mask", "mode=evaluate", f"model.name_or_path={model_dir}", "data.limit=30", "task.block_size=64", "device=cpu"], run_dir=eval_dir)
     assert metrics_of(eval_dir)["test_perplexity"] == pytest.approx(metrics["test_perplexity"], rel=1e-4)
 
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"id": 1, "text": "Season the soup with [MASK]."}, {"id": 2, "text": "Mix [MASK] and [MASK]."}])
-    run_cli("task=fill_mask", "mode=predict", f"model.name_or_path={model_dir}", f"data.predict={prompts}", "task.top_k=3", "device=cpu", f"hydra.run.dir={predict_dir}")
+    taskhub.run(["task=fill_mask", "mode=predict", f"model.name_or_path={model_dir}", f"data.predict={prompts}", "task.top_k=3", "device=cpu"], run_dir=predict_dir)
     predictions = read_jsonl(predict_dir / "predictions.jsonl")
     assert [p["id"] for p in predictions] == [1, 2]
     one, two = predictions[0]["predictions"], predictions[1]["predictions"]

@@ -109,11 +109,14 @@ def run(overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None,
     return execute(cfg, run_dir)
 
 
-def load_task(name: str, model: str | None = None, device: str = "auto", dtype: str = "fp32", quantize: str = "none", **options: Any):
+def load_task(
+    name: str, model: str | None = None, device: str = "auto", dtype: str = "fp32", quantize: str = "none", compile: bool = False, **options: Any
+):
     """A ready-to-predict task object: ``load_task("text_classification", model=dir).predict(records)``.
 
     ``options`` are the task's config fields (e.g. ``top_k=3``), type-checked;
-    ``dtype`` / ``quantize`` are the inference speed modes of ``model.dtype`` / ``model.quantize``.
+    ``dtype`` / ``quantize`` / ``compile`` are the inference speed modes of ``model.dtype`` /
+    ``model.quantize`` / ``model.compile``.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -129,7 +132,7 @@ def load_task(name: str, model: str | None = None, device: str = "auto", dtype: 
         raise TaskhubError(f"task {name}: {' '.join(str(exc).split())}") from None
     check_options(config, "task.")
     try:
-        model_config = ModelConfig(name_or_path=model, dtype=Precision(dtype), quantize=Quantization(quantize))
+        model_config = ModelConfig(name_or_path=model, dtype=Precision(dtype), quantize=Quantization(quantize), compile=bool(compile))
     except ValueError as exc:
         raise TaskhubError(f"load_task: {exc}") from None
     return spec.task_cls(config, model_config, device=device)

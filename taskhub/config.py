@@ -107,6 +107,10 @@ class ModelConfig:
         Precision.fp32, "Inference compute precision under autocast (predict, evaluate); compare labels before adopting"
     )
     quantize: Quantization = option(Quantization.none, "Dynamically quantize Linear layers for inference (CPU only)")
+    compile: bool = option(
+        False, "Run inference forward passes through torch.compile (inductor, dynamic shapes; the first batch compiles, cached across runs); composes with model.dtype"
+    )
+    compile_freezing: bool = option(False, "With model.compile: inductor's freezing (weights folded into the graph as constants), inference only")
     backend: ModelBackend = option(
         ModelBackend.torch,
         "Inference runtime: torch, or onnxruntime (CPU; the model exported to ONNX once, cached by content; needs taskhub[onnx]); model.quantize=int8 then quantizes the graph",

@@ -120,6 +120,7 @@ class GenerationTask(Task):
     #: The prediction field that holds the generated text.
     text_field: ClassVar[str]
     demo_output = "text"
+    compiles_forward = False  # model.generate stays eager under model.compile
 
     def __init__(self, config=None, model=None, device: str = "auto"):
         super().__init__(config, model, device)

@@ -286,6 +286,10 @@ def for_inference(model, model_config: ModelConfig, task: Task | None = None):
     """The loaded model with the ``model.quantize`` speed mode applied (``model.dtype``
     applies per forward pass, as autocast, in :meth:`Task.forward`), or, with
     ``model.backend=onnxruntime``, an exported graph standing in for it."""
+    if model_config.compile or model_config.compile_freezing:  # refuses model.quantize and other backends
+        from taskhub.compiling import compile_for_inference
+
+        return compile_for_inference(model, model_config, task)
     if model_config.backend.value == "onnxruntime":
         return _onnxruntime(model, model_config, task)
     if model_config.quantize.value == "none":

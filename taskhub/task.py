@@ -327,6 +327,11 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
             return cls.graph_forward
         return cls._forward is Task._forward and cls.call_model is Task.call_model
 
+    #: Whether ``model.compile=true`` compiles the model for this task's inference. Tasks
+    #: whose inference is ``model.generate`` say False: its decoding loop calls the model
+    #: once per token with a growing cache, and stays eager (a warning says so).
+    compiles_forward: ClassVar[bool] = True
+
     def _forward(self, inputs: Mapping[str, Any]):
         """The inference call; generation tasks override this to call ``generate``."""
         return self.call_model(self.model, inputs)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from taskhub.compiling import compile_metrics
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, media_digest, read_split
 from taskhub.engine.sharding import broadcast, gather_rows, is_main, my_rows
@@ -40,6 +41,7 @@ def evaluate(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any],
     log.info("evaluating %s on %s rows (%s)", task.name, "streamed" if test.streaming else len(test.dataset), test.path)
     samples: list[dict[str, Any]] = []
     metrics = evaluate_split(task, trainer, test, run, samples)
+    metrics.update(compile_metrics(task, "test"))  # model.compile: the part of test_runtime spent compiling
     outputs = evaluator_outputs(task, run, run_dir, samples, metrics) if is_main() else {}
     if run.on_error.value == "skip":
         metrics["test_errors"] = len(errors)

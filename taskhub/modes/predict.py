@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taskhub.compiling import compile_metrics
 from taskhub.config import RunConfig
 from taskhub.data import iter_rows, read_split, rows_from
 from taskhub.engine.sharding import gather, my_rows, world
@@ -73,6 +74,7 @@ def predict(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], 
         "predict_runtime": elapsed,
         "predict_rows_per_second": (rows + errors - sum(done_by_rank)) / elapsed if elapsed else 0.0,
     }
+    metrics.update(compile_metrics(task, "predict"))  # model.compile: the part of predict_runtime spent compiling
     outputs = {"predictions": str(output)}
     if errors:
         outputs["errors"] = str(run_dir / "errors.jsonl")

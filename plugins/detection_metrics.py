@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any
 
 from taskhub import TaskhubError
 

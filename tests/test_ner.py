@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, read_jsonl, run_cli, write_jsonl
+from conftest import REPO, read_jsonl, write_jsonl
 
 import taskhub
 from taskhub import TaskhubError
@@ -356,17 +356,15 @@ def metrics_of(run_dir) -> dict:
 
 
 @pytest.mark.slow
-def test_cli_train_evaluate_predict(tmp_path):
-    """Fine-tune the first 2 layers of MiniLM on a slice of the demo data, then reload it."""
+def test_train_evaluate_predict(tmp_path):
+    """Fine-tune the first 2 layers of MiniLM on a slice of the demo data, then reload it.
+
+    In-process through taskhub.run (the CLI's overrides): the CLI's exit codes and one-line
+    errors on stderr are tested in test_end_to_end.py and test_bad_input.py."""
     run_dir = tmp_path / "train"
-    run_cli(
-        "task=ner",
-        "data.limit=120",
-        "model.config.num_hidden_layers=2",
-        "train.num_train_epochs=4",
-        "train.learning_rate=5e-4",
-        "train.eval_strategy=no",
-        f"hydra.run.dir={run_dir}",
+    taskhub.run(
+        ["task=ner", "data.limit=120", "model.config.num_hidden_layers=2", "train.num_train_epochs=4", "train.learning_rate=5e-4", "train.eval_strategy=no"],
+        run_dir=run_dir,
     )
     metrics = metrics_of(run_dir)
     assert metrics["test_f1"] >= 0.4  # a model guessing labels scores about 0
@@ -376,7 +374,7 @@ def test_cli_train_evaluate_predict(tmp_path):
     assert config["id2label"] == {str(i): label for i, label in enumerate(LABELS)}
 
     # Reload: evaluating the saved model reproduces the training run's test metrics.
-    run_cli("task=ner", "mode=evaluate", f"model.name_or_path={model_dir}", "data.limit=120", f"hydra.run.dir={tmp_path / 'eval'}")
+    taskhub.run(["task=ner", "mode=evaluate", f"model.name_or_path={model_dir}", "data.limit=120"], run_dir=tmp_path / "eval")
     assert metrics_of(tmp_path / "eval")["test_f1"] == pytest.approx(metrics["test_f1"])
 
     rows = [
@@ -386,7 +384,7 @@ def test_cli_train_evaluate_predict(tmp_path):
         {"id": 3, "text": "The United Nations met in Geneva, Switzerland, on Monday."},
     ]
     data = write_jsonl(tmp_path / "in.jsonl", rows)
-    run_cli("task=ner", "mode=predict", f"model.name_or_path={model_dir}", f"data.predict={data}", f"hydra.run.dir={tmp_path / 'pred'}")
+    taskhub.run(["task=ner", "mode=predict", f"model.name_or_path={model_dir}", f"data.predict={data}"], run_dir=tmp_path / "pred")
     predictions = read_jsonl(tmp_path / "pred" / "predictions.jsonl")
     # Input rows in order with their fields (JSON Lines read as a table: absent fields are null).
     assert [{k: p[k] for k in row} for p, row in zip(predictions, rows, strict=True)] == rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -58,9 +59,11 @@ def test_predict_skip_accounts_for_every_row(classifier, tmp_path):
 
 def test_predict_raise_names_file_and_row(classifier, tmp_path):
     data = write_jsonl(tmp_path / "in.jsonl", rows_with_bad_ones())
-    proc = run_cli("task=text_classification", "mode=predict", f"model.name_or_path={classifier}", f"data.predict={data}", f"hydra.run.dir={tmp_path / 'r'}", check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == f"taskhub: error: {data}, row 4: empty 'text'"
+    # In-process: the CLI prints the message as "taskhub: error: <message>" and exits 2
+    # (tested on real subprocesses in test_bad_input.py and test_end_to_end.py).
+    with pytest.raises(taskhub.TaskhubError) as err:
+        taskhub.run(["task=text_classification", "mode=predict", f"model.name_or_path={classifier}", f"data.predict={data}"], run_dir=tmp_path / "r")
+    assert str(err.value) == f"{data}, row 4: empty 'text'"
     assert not (tmp_path / "r" / "predictions.jsonl").exists()
     assert not (tmp_path / "r" / ".predictions.partial.jsonl").exists()  # a header alone is nothing to resume
 
@@ -100,12 +103,12 @@ def predict_args(model, data, *extra):
     return ["task=text_classification", "mode=predict", f"model.name_or_path={model}", f"data.predict={data}", *extra]
 
 
-def test_killed_predict_resumes_to_the_uninterrupted_result(classifier, tmp_path):
+def test_killed_predict_resumes_to_the_uninterrupted_result(classifier, tmp_path, caplog):
     rows = [{"id": i, "text": "soup " * (1 + i % 37)} for i in range(3000)]
     rows[2345] = {"id": 2345, "text": ""}
     data = write_jsonl(tmp_path / "in.jsonl", rows)
     args = predict_args(classifier, data, "on_error=skip", "batch_size=8")
-    run_cli(*args, f"hydra.run.dir={tmp_path / 'whole'}")
+    taskhub.run(args, run_dir=tmp_path / "whole")  # the reference: in-process, no CLI start-up to pay
 
     run_dir = tmp_path / "killed"
     partial = run_dir / ".predictions.partial.jsonl"
@@ -132,8 +135,10 @@ def test_killed_predict_resumes_to_the_uninterrupted_result(classifier, tmp_path
         with pytest.raises(taskhub.TaskhubError, match=f"cannot resume: it was written for another input, model or task options \\({re.escape(change)}\\)"):
             taskhub.run([*overrides, "predict.resume=true"], run_dir=copy)
 
-    proc = run_cli(*args, f"hydra.run.dir={run_dir}", "predict.resume=true")
-    assert "rows already predicted" in proc.stdout + proc.stderr
+    # The resume in-process (what is under test is the files a killed process left, not a second process start-up).
+    with caplog.at_level(logging.INFO, logger="taskhub"):
+        taskhub.run([*args, "predict.resume=true"], run_dir=run_dir)
+    assert "rows already predicted" in caplog.text
     for name in ("predictions.jsonl", "errors.jsonl"):
         assert (run_dir / name).read_text() == (tmp_path / "whole" / name).read_text()
     assert not partial.exists()
@@ -181,7 +186,7 @@ def test_a_second_run_into_a_busy_run_dir_is_refused(classifier, tmp_path):
     assert [row["id"] for row in read_jsonl(run_dir / "predictions.jsonl")] == list(range(3000))
 
 
-def test_disk_full_names_the_file_and_the_run_resumes(classifier, tmp_path):
+def test_disk_full_names_the_file_and_the_run_resumes(classifier, tmp_path, caplog):
     """A file size limit (RLIMIT_FSIZE) makes the partial file's writes fail as a full disk would."""
     import resource
 
@@ -204,8 +209,9 @@ def test_disk_full_names_the_file_and_the_run_resumes(classifier, tmp_path):
     kept = partial.read_bytes().count(b"\n") - 1  # a torn last line is not a row
     assert 0 < kept < 2000
 
-    resumed = run_cli(*args, "predict.resume=true")
-    assert f"{kept} of 2000 rows already predicted" in resumed.stdout + resumed.stderr
+    with caplog.at_level(logging.INFO, logger="taskhub"):  # the resume in-process: no second CLI start-up
+        taskhub.run([*predict_args(classifier, data), "predict.resume=true"], run_dir=run_dir)
+    assert f"{kept} of 2000 rows already predicted" in caplog.text
     whole = taskhub.run(predict_args(classifier, data), run_dir=tmp_path / "whole")
     assert (run_dir / "predictions.jsonl").read_text() == Path(whole["outputs"]["predictions"]).read_text()
 
@@ -306,8 +312,8 @@ def test_resume_refuses_a_partial_file_of_another_input(classifier, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / ".predictions.partial.jsonl").write_text(json.dumps({"taskhub_partial": {"data": str(first)}}) + "\n")
-    proc = run_cli(*predict_args(classifier, second), "predict.resume=true", f"hydra.run.dir={run_dir}", check=False)
-    assert proc.returncode == 2 and "cannot resume: it was written for another input, model or task options (the input file changed)" in proc.stderr
+    with pytest.raises(taskhub.TaskhubError, match=re.escape("cannot resume: it was written for another input, model or task options (the input file changed)")):
+        taskhub.run([*predict_args(classifier, second), "predict.resume=true"], run_dir=run_dir)
 
 
 def test_a_named_checkpoint_cut_short_is_one_line(tmp_path):
@@ -319,14 +325,14 @@ def test_a_named_checkpoint_cut_short_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_from_its_last_complete_checkpoint(classifier, tmp_path):
+def test_killed_training_resumes_from_its_last_complete_checkpoint(classifier, tmp_path, caplog):
     rows = [{"text": f"{w} number {i}", "label": "food" if w in ("soup", "bread") else "not_food"} for i in range(100) for w in ("soup", "bread", "chair", "lamp")]
     data = write_jsonl(tmp_path / "train.jsonl", rows)
     args = [
         "task=text_classification", f"model.name_or_path={classifier}", f"data.train={data}", f"data.test={data}",
         "train.max_steps=100", "train.save_strategy=steps", "train.save_steps=20", "train.per_device_train_batch_size=8", "train.learning_rate=3e-3",
     ]  # fmt: skip
-    whole = run_cli(*args, f"hydra.run.dir={tmp_path / 'whole'}")
+    whole = taskhub.run(args, run_dir=tmp_path / "whole")  # the reference: in-process, no CLI start-up to pay
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([TASKHUB, *args, f"hydra.run.dir={run_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoints = run_dir / "checkpoints"
@@ -344,8 +350,9 @@ def test_killed_training_resumes_from_its_last_complete_checkpoint(classifier, t
     shutil.copytree(sealed, rotated)
     (rotated / "model.safetensors").unlink()
 
-    resumed = run_cli(*args, f"hydra.run.dir={run_dir}", "train.resume=auto")
-    log = resumed.stdout + resumed.stderr
+    with caplog.at_level(logging.INFO, logger="taskhub"):  # the resume in-process: no second CLI start-up
+        taskhub.run([*args, "train.resume=auto"], run_dir=run_dir)
+    log = caplog.text
     assert f"train.resume=auto: skipping {rotated}: model.safetensors is missing" in log
     assert f"train.resume=auto: skipping {cut}: no completion mark (cut short, or not saved by taskhub)" in log
     assert f"resuming from {sealed}" in log
@@ -355,7 +362,7 @@ def test_killed_training_resumes_from_its_last_complete_checkpoint(classifier, t
     assert metrics["test_accuracy"] == 1.0
     expected = json.loads((tmp_path / "whole" / "metrics.json").read_text())["metrics"]["train_loss"]
     assert metrics["train_loss"] == pytest.approx(expected, abs=2e-3)  # the whole run's mean, not the resumed steps'
-    assert whole.returncode == 0
+    assert whole["status"] == "ok"
 
     # A predict into the training run's dir would replace its metrics.json: refused, nothing written.
     before = (run_dir / "metrics.json").read_text()

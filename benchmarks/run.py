@@ -4,7 +4,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run.py --quick    # smoke check: fewer inputs and rounds
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run.py --only 1,5 # some rows
 
-Rows: 1 text_classification (+ 1s speed modes), 2 ner, 3 qa, 4 image + audio
+Rows: 1 text_classification (+ 1s speed modes), 1o the speed modes vs ONNX Runtime by hand (CPU), 2 ner, 3 qa, 4 image + audio
 classification (4a, 4c images; 4b, 4d audio), 5 start-up, 6 peak memory, 7 training, 8 two processes
 under torchrun vs one (predict and training). The first run builds
 the checkpoints it needs under benchmarks/.cache (a few minutes); later runs reuse them.
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROWS = {
     "1": "text_classification + speed modes",
+    "1o": "speed modes vs ONNX Runtime by hand",
     "2": "ner",
     "3": "qa",
     "4": "image and audio classification",
@@ -31,7 +32,7 @@ ROWS = {
     "7": "training",
     "8": "2 processes (torchrun) vs 1",
 }
-ALIASES = {"text": "1", "speed": "1", "ner": "2", "qa": "3", "image": "4", "audio": "4", "media": "4",
+ALIASES = {"text": "1", "speed": "1", "onnx": "1o", "onnxruntime": "1o", "ner": "2", "qa": "3", "image": "4", "audio": "4", "media": "4",
            "startup": "5", "help": "5", "memory": "6", "rss": "6", "training": "7", "train": "7",
            "torchrun": "8", "scale": "8"}
 
@@ -81,6 +82,7 @@ def main(argv=None) -> int:
     import rows_predict
     import rows_process
     import rows_scale
+    import rows_speed
 
     settings = bench.Settings(quick=args.quick, threads=threads, repeats=args.repeats or (1 if args.quick else 3), device=args.device)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -100,6 +102,7 @@ def main(argv=None) -> int:
 
     runners = {
         "1": rows_predict.text_classification,
+        "1o": rows_speed.onnx_row,
         "2": rows_predict.ner,
         "3": rows_predict.qa,
         "4": lambda s, log: [*rows_predict.image_classification(s, log), *rows_predict.audio_classification(s, log)],

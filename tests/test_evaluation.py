@@ -153,7 +153,7 @@ def test_evaluate_library_metric_from_a_local_module(runs, tmp_path):
         evaluate(runs / "food" / "model", tmp_path / "bad", "data.limit=20", f"evaluate.metrics=[{tmp_path / 'missing.py'}]")
 
 
-def test_mixed_glob_sweep_leaderboard_plots_and_paired_report(runs, tmp_path):
+def test_mixed_glob_sweep_leaderboard_plots_and_paired_report(runs, tmp_path, capsys):
     twin = runs / "twin" / "checkpoints" / "checkpoint-1"  # the same weights in another folder
     shutil.copytree(runs / "food" / "model", twin)
     sweep_dir = tmp_path / "sweep"
@@ -179,16 +179,18 @@ def test_mixed_glob_sweep_leaderboard_plots_and_paired_report(runs, tmp_path):
 
     # Every text_classification row against the twin of the trained model: identical weights are no difference.
     twin_job = next(r["job"] for r in rows if r["model"] == str(twin))
-    report = run_cli("mode=report", f"report.dir={sweep_dir}", f"report.baseline={twin_job}", "report.sort=test_accuracy",
-                     "report.ascending=true", f"hydra.run.dir={tmp_path / 'r'}")  # fmt: skip
-    comparisons = report.stdout.split("## Paired comparisons")[1]
+    # mode=report in-process (it prints to stdout): no second CLI start-up to pay.
+    capsys.readouterr()
+    taskhub.run(["mode=report", f"report.dir={sweep_dir}", f"report.baseline={twin_job}", "report.sort=test_accuracy", "report.ascending=true"],
+                run_dir=tmp_path / "r")  # fmt: skip
+    comparisons = capsys.readouterr().out.split("## Paired comparisons")[1]
     final = next(l for l in comparisons.splitlines() if str(runs / "food" / "checkpoints" / "checkpoint-6") in l)
     assert "not significant" in final and "McNemar" in final and "| +0 |" in final
     accuracies = [r["test_accuracy"] for r in json.loads((sweep_dir / "results.json").read_text()) if r["task"] == "text_classification"]
     assert accuracies == sorted(accuracies)  # report.sort within the task, and the files written sorted
 
-    compare = run_cli("mode=report", f"report.dir={sweep_dir}", f"report.compare={sweep_dir}", f"hydra.run.dir={tmp_path / 'c'}")
-    assert "sweep beside sweep" in compare.stdout
+    taskhub.run(["mode=report", f"report.dir={sweep_dir}", f"report.compare={sweep_dir}"], run_dir=tmp_path / "c")
+    assert "sweep beside sweep" in capsys.readouterr().out
 
 
 # ------------------------------------------- perplexity tasks: per-block samples

@@ -1,5 +1,5 @@
-"""Prediction rows: text_classification (1), speed modes (1s), ner (2), qa (3), image and
-audio classification (4a, 4b).
+"""Prediction rows: text_classification (1), speed modes (1s), ner (2), qa (3); the image and
+audio rows (4a-4d) are in :mod:`rows_media` and share :func:`_pipeline_row`.
 
 Competitors of a row share one process, one checkpoint and one input set:
 
@@ -31,8 +31,6 @@ from bench import CACHE, RowResult, Settings, compare, load, quiet, ratio, read_
 
 PIPELINE_SIZES = (8, 32, 64)
 BATCH_SIZE = 32  # taskhub's default batch_size; the limit uses the same
-#: Rows 4a/4b: the minimal hand-written loop with reading and preprocessing included.
-HAND_LOOP = "read+preprocess+forward loop"
 
 
 @dataclass
@@ -171,10 +169,6 @@ def _pipeline_row(s: Settings, log, *, row: str, title: str, task: str, model_di
     timings, outputs = compare(competitors, full, warm, len(rows), s.repeats, log,
                                rounds={f"pipeline bs={best}": batched_rounds or s.repeats})
     th, lim, bs1, bsb = (timings[k] for k in list(competitors)[:4])
-    if HAND_LOOP in timings:
-        result_extra = [ratio(row, "taskhub / read+preprocess+forward loop", timings[HAND_LOOP].median / th.median)]
-    else:
-        result_extra = []
     th.note = f"taskhub's own predict_runtime (excludes start-up and model load): {outputs['taskhub']['predict_runtime']:.2f} s (last round)"
     result = RowResult(row, title, list(timings.values()))
     fastest = min((bs1, bsb), key=lambda t: t.median)
@@ -186,7 +180,6 @@ def _pipeline_row(s: Settings, log, *, row: str, title: str, task: str, model_di
         ratio(row, f"taskhub / pipeline's best ({fastest.name.removeprefix('pipeline ')})", fastest.median / th.median,
               1.6 if s.device == "cpu" and mixed_length_text else None),
         ratio(row, "limit / pipeline bs=1", bs1.median / lim.median),
-        *result_extra,
     ]
     if small_limit:
         fast = timings[f"limit bs={small_limit}"]
@@ -401,120 +394,3 @@ def qa(s: Settings, log=print) -> RowResult:
     result.facts = {"questions": len(rows), "windows": n_windows, "identical_answers_vs_loop": _agreement(mine, theirs)}
     result.load, result.wall_s = (load_start, load()), time.perf_counter() - started
     return result
-
-
-# -------------------------------------------------------- 4a/4c images, 4b/4d audio
-def image_classification(s: Settings, log=print) -> list[RowResult]:
-    """Row 4a: the tiny ResNet image_classification builds from its config, on the bundled
-    8x8 digits, where decoding and resizing cost more than the forward pass. Row 4c: a
-    ResNet-18-sized model on photo-sized JPEGs, where the forward pass is most of the work,
-    as with real checkpoints."""
-    digits, photos = fixtures.images(), fixtures.photos()
-    return [
-        _image_row(s, log, "4a", "the demo's from-config ResNet (32x32), bundled digit PNGs", fixtures.image_model(log),
-                   subsample(digits, s.pick(len(digits), 200)), warm_rows=digits[:32], calib_rows=subsample(digits, s.pick(400, 64))),
-        _image_row(s, log, "4c", "a ResNet-18-sized model (224x224), 320x240 to 800x600 JPEGs", fixtures.resnet18_image_model(log),
-                   subsample(photos, s.pick(len(photos), 16)), warm_rows=photos[:4], calib_rows=subsample(photos, s.pick(32, 8)), small_limit=8),
-    ]
-
-
-def _image_row(s: Settings, log, row: str, what: str, model_dir: str, rows: list[dict], warm_rows: list[dict], calib_rows: list[dict],
-               small_limit: int | None = None) -> RowResult:
-    import torch
-    from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
-
-    from taskhub.media import load_image
-
-    processor = AutoImageProcessor.from_pretrained(model_dir)
-    model = AutoModelForImageClassification.from_pretrained(model_dir).to(s.device).eval()
-    pipe = pipeline("image-classification", model=model, image_processor=processor, device=torch.device(s.device))
-
-    def pipe_call(rs, size):
-        return pipe([r["image"] for r in rs], batch_size=size)
-
-    def make_limit(rs, size=BATCH_SIZE):
-        pixels = processor([load_image(r["image"], i) for i, r in enumerate(rs)], return_tensors="pt")["pixel_values"]
-        return [(list(range(i, min(i + size, len(rs)))), {"pixel_values": pixels[i : i + size]}) for i in range(0, len(rs), size)]
-
-    def hand_loop(inputs: Inputs) -> None:
-        """Reading, preprocessing and the forward pass, written by hand: the ceiling with I/O included."""
-        with torch.inference_mode():
-            for i in range(0, len(inputs.rows), BATCH_SIZE):
-                part = inputs.rows[i : i + BATCH_SIZE]
-                pixels = processor([load_image(r["image"], j) for j, r in enumerate(part)], return_tensors="pt")["pixel_values"]
-                model(pixel_values=pixels.to(model.device)).logits.cpu()
-
-    return _pipeline_row(
-        s, log, row=row, title=f"image_classification predict, {len(rows)} images: {what}",
-        task="image_classification", model_dir=model_dir, rows=rows, warm_rows=warm_rows, calib_rows=calib_rows,
-        pipe_call=pipe_call, make_limit=make_limit, model=model, compare_outputs=_classifier_agreements(model),
-        extra_competitors={HAND_LOOP: hand_loop}, small_limit=small_limit,
-    )[0]
-
-
-def _classifier_agreements(model):
-    """Label agreement of taskhub's predictions with the pipeline's (bs=1) and the limit's logits."""
-
-    def compare_outputs(outputs):
-        mine = [r["label"] for r in predictions_of(outputs["taskhub"])]
-        return {"label_agreement_taskhub_vs_pipeline": _agreement(mine, [r[0]["label"] for r in outputs["pipeline bs=1"]]),
-                "label_agreement_taskhub_vs_limit": _agreement(mine, [model.config.id2label[int(l.argmax())] for l in outputs["limit"]])}
-
-    return compare_outputs
-
-
-def audio_classification(s: Settings, log=print) -> list[RowResult]:
-    """Row 4b: the small wav2vec2-BERT audio_classification builds from its config, on 1-s
-    keyword clips, where log-mel feature extraction costs more than the forward pass. Row
-    4d: a wav2vec2-base-sized model on raw waveforms of mixed duration (0.6 to 3.2 s)."""
-    keywords, digits = fixtures.clips(), fixtures.digit_clips()
-    return [
-        _audio_row(s, log, "4b", "1-s keyword clips, the demo's from-config wav2vec2-BERT", fixtures.audio_model(log),
-                   subsample(keywords, s.pick(400, 32)), warm_rows=keywords[:16], calib_rows=subsample(keywords, s.pick(128, 16))),
-        _audio_row(s, log, "4d", "0.6-3.2 s spoken digits, wav2vec2 (base's conv encoder, 2 layers)", fixtures.wav2vec2_base_audio_model(log),
-                   subsample(digits, s.pick(48, 8)), warm_rows=digits[:2], calib_rows=subsample(digits, s.pick(16, 8)), small_limit=1),
-    ]
-
-
-def _audio_row(s: Settings, log, row: str, what: str, model_dir: str, rows: list[dict], warm_rows: list[dict], calib_rows: list[dict],
-               small_limit: int | None = None) -> RowResult:
-    import soundfile as sf
-    import torch
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
-
-    extractor = AutoFeatureExtractor.from_pretrained(model_dir)
-    model = AutoModelForAudioClassification.from_pretrained(model_dir).to(s.device).eval()
-    pipe = pipeline("audio-classification", model=model, feature_extractor=extractor, device=torch.device(s.device))
-
-    def pipe_call(rs, size):
-        # The pipeline reads files with ffmpeg; decode them with soundfile (as taskhub does) inside the timing.
-        clips = []
-        for r in rs:
-            array, rate = sf.read(r["audio"], dtype="float32")
-            clips.append({"array": array, "sampling_rate": rate})
-        return pipe(clips, batch_size=size)
-
-    def make_limit(rs, size=BATCH_SIZE):
-        arrays = [sf.read(r["audio"], dtype="float32")[0] for r in rs]
-        order = sorted(range(len(rs)), key=lambda i: len(arrays[i]))
-        batches = []
-        for i in range(0, len(order), size):
-            indices = order[i : i + size]
-            features = extractor([arrays[j] for j in indices], sampling_rate=extractor.sampling_rate, padding=True, return_tensors="pt")
-            batches.append((indices, dict(features)))
-        return batches
-
-    def hand_loop(inputs: Inputs) -> None:
-        """Reading, feature extraction and the forward pass, written by hand: the ceiling with I/O included."""
-        with torch.inference_mode():
-            for i in range(0, len(inputs.rows), BATCH_SIZE):
-                arrays = [sf.read(r["audio"], dtype="float32")[0] for r in inputs.rows[i : i + BATCH_SIZE]]
-                features = extractor(arrays, sampling_rate=extractor.sampling_rate, padding=True, return_tensors="pt")
-                model(**{k: v.to(model.device) for k, v in features.items()}).logits.cpu()
-
-    return _pipeline_row(
-        s, log, row=row, title=f"audio_classification predict, {len(rows)} clips: {what}",
-        task="audio_classification", model_dir=model_dir, rows=rows, warm_rows=warm_rows, calib_rows=calib_rows,
-        pipe_call=pipe_call, make_limit=make_limit, model=model, compare_outputs=_classifier_agreements(model),
-        extra_competitors={HAND_LOOP: hand_loop}, small_limit=small_limit,
-    )[0]

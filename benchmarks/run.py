@@ -82,6 +82,7 @@ def main(argv=None) -> int:
 
     import bench
     import rows_examples
+    import rows_media
     import rows_predict
     import rows_process
     import rows_scale
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
         "1o": rows_speed.onnx_row,
         "2": rows_predict.ner,
         "3": rows_predict.qa,
-        "4": lambda s, log: [*rows_predict.image_classification(s, log), *rows_predict.audio_classification(s, log)],
+        "4": lambda s, log: [*rows_media.image_classification(s, log), *rows_media.audio_classification(s, log)],
         "5": rows_process.startup,
         "6": rows_process.memory,
         "7": rows_process.training,

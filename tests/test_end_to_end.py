@@ -1,11 +1,18 @@
-"""The CLI end to end in subprocesses: train -> evaluate -> predict, reloads, bad input, multirun."""
+"""End to end: a CLI training run (subprocess) -> evaluate -> predict, reloads, bad input, multirun.
+
+The models are trained once per session through the real console script; reloading them
+runs in-process through taskhub.run (the same overrides, without paying a new Python
+and torch start-up each time), while exit codes and one-line errors on stderr are
+checked on real subprocesses."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import DIGITS, FOOD, read_jsonl, run_cli, write_jsonl
+from conftest import DIGITS, read_jsonl, run_cli, write_jsonl
+
+import taskhub
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +36,7 @@ def test_text_training_beats_chance_and_saves_a_loadable_model(text_run, tmp_pat
     assert not (text_run / "checkpoints").exists()  # resume checkpoints go once the model is saved
 
     # Reloading the saved model through the CLI reproduces the training run's test metrics.
-    run_cli("mode=evaluate", f"model.name_or_path={model_dir}", f"hydra.run.dir={tmp_path}")
+    taskhub.run(["mode=evaluate", f"model.name_or_path={model_dir}"], run_dir=tmp_path)
     assert metrics_of(tmp_path)["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
@@ -42,7 +49,7 @@ def test_text_predict_keeps_input_rows_in_order_and_matches_the_pipeline(text_ru
     ]
     data = write_jsonl(tmp_path / "captions.jsonl", rows)
     out = tmp_path / "run"
-    run_cli("mode=predict", f"model.name_or_path={text_run / 'model'}", f"data.predict={data}", "data.columns.text=caption", "task.top_k=2", f"hydra.run.dir={out}")
+    taskhub.run(["mode=predict", f"model.name_or_path={text_run / 'model'}", f"data.predict={data}", "data.columns.text=caption", "task.top_k=2"], run_dir=out)
     predictions = read_jsonl(out / "predictions.jsonl")
     assert [p["id"] for p in predictions] == [0, 1, 2, 3] and [p["caption"] for p in predictions] == [r["caption"] for r in rows]
 
@@ -57,11 +64,10 @@ def test_text_predict_keeps_input_rows_in_order_and_matches_the_pipeline(text_ru
 
 def test_evaluate_with_a_label_the_model_does_not_know(text_run, tmp_path):
     data = write_jsonl(tmp_path / "test.jsonl", [{"text": "a pie", "label": "food"}, {"text": "a cup of tea", "label": "drink"}])
-    proc = run_cli("mode=evaluate", f"model.name_or_path={text_run / 'model'}", f"data.test={data}", f"hydra.run.dir={tmp_path / 'r'}", check=False)
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"taskhub: error: {data}, row 2: label 'drink' is not known to the model (known labels: food, not_food)"
-    )
+    # In-process: the CLI prints the message as "taskhub: error: <message>" and exits 2 (the test below).
+    with pytest.raises(taskhub.TaskhubError) as err:
+        taskhub.run(["mode=evaluate", f"model.name_or_path={text_run / 'model'}", f"data.test={data}"], run_dir=tmp_path / "r")
+    assert str(err.value) == f"{data}, row 2: label 'drink' is not known to the model (known labels: food, not_food)"
 
 
 def test_missing_column_and_missing_file_are_one_line_errors(tmp_path):
@@ -83,13 +89,13 @@ def test_image_training_beats_chance_and_reloads(image_run, tmp_path):
     assert metrics["test_accuracy"] >= 0.7  # ten classes: chance is 0.1
     config = json.loads((image_run / "model" / "config.json").read_text())
     assert config["model_type"] == "resnet" and len(config["id2label"]) == 10
-    run_cli("task=image_classification", "mode=evaluate", f"model.name_or_path={image_run / 'model'}", f"hydra.run.dir={tmp_path}")
+    taskhub.run(["task=image_classification", "mode=evaluate", f"model.name_or_path={image_run / 'model'}"], run_dir=tmp_path)
     assert metrics_of(tmp_path)["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
 def test_image_predict_matches_the_pipeline(image_run, tmp_path):
     out = tmp_path / "run"
-    run_cli("task=image_classification", "mode=predict", f"model.name_or_path={image_run / 'model'}", "data.limit=40", f"hydra.run.dir={out}")
+    taskhub.run(["task=image_classification", "mode=predict", f"model.name_or_path={image_run / 'model'}", "data.limit=40"], run_dir=out)
     predictions = read_jsonl(out / "predictions.jsonl")
     inputs = read_jsonl(DIGITS / "test.jsonl")[:40]
     assert [p["image"] for p in predictions] == [r["image"] for r in inputs]
@@ -108,10 +114,10 @@ def test_unreadable_image_names_file_and_row(image_run, tmp_path):
     (tmp_path / "ok.png").write_bytes((DIGITS / "images" / "0000.png").read_bytes())
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
     data = write_jsonl(tmp_path / "images.jsonl", [{"image": "ok.png"}, {"image": "ok.png"}, {"image": "broken.png"}])
-    proc = run_cli("task=image_classification", "mode=predict", f"model.name_or_path={image_run / 'model'}", f"data.predict={data}", f"hydra.run.dir={tmp_path / 'r'}", check=False)
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"taskhub: error: {data}, row 3: cannot read image {tmp_path / 'broken.png'}")
+    # In-process: the CLI prints the message as "taskhub: error: <message>" and exits 2.
+    with pytest.raises(taskhub.TaskhubError) as err:
+        taskhub.run(["task=image_classification", "mode=predict", f"model.name_or_path={image_run / 'model'}", f"data.predict={data}"], run_dir=tmp_path / "r")
+    assert str(err.value).startswith(f"{data}, row 3: cannot read image {tmp_path / 'broken.png'}")
     assert not (tmp_path / "r" / "predictions.jsonl").exists()  # no half-written output
 
 

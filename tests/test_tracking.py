@@ -90,12 +90,16 @@ def test_missing_or_unknown_tracker_is_one_line(tiny, tmp_path, tracker, message
         taskhub.run(["task=text_classification", f"model.name_or_path={tiny}", *DATA, f"train.report_to={tracker}"], run_dir=tmp_path)
 
 
-def test_predict_progress_bar_on_request_only(tracked, tmp_path):
+def test_predict_progress_bar_on_request_only(tracked, tmp_path, capsys):
+    """In-process (the bar goes to sys.stderr, captured here and not a terminal), sparing two CLI start-ups."""
     model = tracked[0] / "model"
     common = ["task=text_classification", "mode=predict", f"model.name_or_path={model}", f"data.predict={FOOD / 'test.jsonl'}", "device=cpu"]
-    shown = run_cli(*common, "progress=true", f"hydra.run.dir={tmp_path / 'a'}").stderr
+    capsys.readouterr()
+    taskhub.run([*common, "progress=true"], run_dir=tmp_path / "a")
+    shown = capsys.readouterr().err
     assert "predict: 100%" in shown and "100/100" in shown and "rows/s" in shown
-    assert "rows/s" not in run_cli(*common, f"hydra.run.dir={tmp_path / 'b'}").stderr  # stderr is not a terminal here
+    taskhub.run(common, run_dir=tmp_path / "b")
+    assert "rows/s" not in capsys.readouterr().err  # stderr is not a terminal here
 
 
 def test_optuna_search_runs_trials_and_tabulates_their_values_and_the_best(tiny, tmp_path):

@@ -331,9 +331,9 @@ def test_tokenizer_settings_are_checked():
 
 
 # ------------------------------------------------------ end to end (the CLI)
-# Training runs through the real `taskhub` console script; evaluation and prediction with
-# the saved model go through taskhub.run, the same composition and runner in-process
-# (each CLI start costs seconds of imports).
+# text_generation trains through the real `taskhub` console script (its stdout is under
+# test); the seq2seq trainings, evaluation and prediction go through taskhub.run, the same
+# composition and runner in-process (each CLI start costs seconds of imports).
 def metrics_of(run_dir) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
@@ -372,13 +372,13 @@ def test_text_generation_trains_evaluates_and_predicts(tmp_path):
 
 
 def train_seq2seq(tmp_path, name: str, data, train_rows: int, epochs: int):
-    """Train a tiny T5 from scratch through the CLI on a slice of the demo data."""
+    """Train a tiny T5 from scratch (in-process, the CLI's overrides) on a slice of the demo data."""
     train_file = write_jsonl(tmp_path / "train.jsonl", read_jsonl(data / "train.jsonl")[:train_rows])
     test_file = write_jsonl(tmp_path / "test.jsonl", read_jsonl(data / "test.jsonl")[:40])
     run_dir = tmp_path / "train"
-    run_cli(
+    run(
         f"task={name}", f"data.train={train_file}", f"data.test={test_file}", f"train.num_train_epochs={epochs}",
-        "train.per_device_train_batch_size=16", "task.max_target_length=40", "device=cpu", f"hydra.run.dir={run_dir}",
+        "train.per_device_train_batch_size=16", "task.max_target_length=40", run_dir=run_dir,
     )
     return metrics_of(run_dir), run_dir / "model", test_file
 
@@ -420,10 +420,11 @@ def test_summarization_trains_evaluates_and_predicts(tmp_path):
 @pytest.mark.slow
 def test_bad_input_is_a_one_line_error(seq2seq_lm, tmp_path):
     rows = write_jsonl(tmp_path / "rows.jsonl", [{"text": "The cat sleeps.", "target": "Le chat dort."}, {"text": "", "target": "Rien."}])
-    proc = run_cli("task=translation", "mode=predict", f"model.name_or_path={seq2seq_lm}", f"data.predict={rows}", f"hydra.run.dir={tmp_path / 'a'}", check=False)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"taskhub: error: {rows}, row 2: empty 'text'"
-
-    # The same runner in-process: the CLI prints these messages as "taskhub: error: <message>".
+    # In-process: the CLI prints these messages as its one line "taskhub: error: <message>" and
+    # exits 2 (tested on real subprocesses in test_bad_input.py and test_end_to_end.py).
+    with pytest.raises(TaskhubError) as err:
+        taskhub.run(["task=translation", "mode=predict", f"model.name_or_path={seq2seq_lm}", f"data.predict={rows}"], run_dir=tmp_path / "a")
+    assert str(err.value) == f"{rows}, row 2: empty 'text'"
     no_target = write_jsonl(tmp_path / "no_target.jsonl", [{"text": "The cat sleeps."}])
     with pytest.raises(TaskhubError) as err:
         taskhub.run(["task=summarization", f"data.train={no_target}"], run_dir=tmp_path / "b")

@@ -155,8 +155,9 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> None:
         raise RuntimeError(f"row 7e: {what} failed (exit {proc.returncode}):\n" + "\n".join(tail))
 
 
-def train_script(task: str, files: dict[str, Path], out: Path, s: Settings) -> float:
-    """The example script at its defaults (static padding); its train_samples_per_second."""
+def train_script(task: str, files: dict[str, Path], out: Path, s: Settings) -> tuple[float, int]:
+    """The example script at its defaults (static padding): its train_samples_per_second
+    and the rows it trained on (qa: windows)."""
     cfg = SETTINGS[task]
     script = EXAMPLES / SCRIPTS[task][0]
     args = ["--model_name_or_path", fixtures.minilm_path(), "--train_file", str(files["script_train"]), "--do_train",
@@ -168,7 +169,8 @@ def train_script(task: str, files: dict[str, Path], out: Path, s: Settings) -> f
     launcher = f"import rows_examples, sys; rows_examples.launch({str(script)!r}, sys.argv[1:])"
     proc = subprocess.run([PYTHON, "-c", launcher, *args], capture_output=True, text=True, env=_env(s))
     _check(proc, f"{script.name}")
-    return json.loads((out / "train_results.json").read_text())["train_samples_per_second"]
+    results = json.loads((out / "train_results.json").read_text())
+    return results["train_samples_per_second"], results["train_samples"]
 
 
 def train_taskhub(task: str, files: dict[str, Path], run_dir: Path, s: Settings, bf16: bool = False) -> float:
@@ -223,7 +225,7 @@ def _task_row(task: str, s: Settings, log) -> RowResult:
                 out = work / f"{names[name]}-{round_}"
                 began = time.perf_counter()
                 if names[name] == "script":
-                    value = train_script(task, files, out, s)
+                    value, trained_rows = train_script(task, files, out, s)
                     model = out
                 else:
                     value = train_taskhub(task, files, out, s, bf16=names[name] == "bf16")
@@ -244,8 +246,8 @@ def _task_row(task: str, s: Settings, log) -> RowResult:
         shown = ", ".join(f"{k.removeprefix('test_')} {v:.3f}" for k, v in scores[name].items())
         t.note = f"train_samples_per_second median {median[name]:.2f} [{', '.join(f'{v:.2f}' for v in per_second[name])}]; {shown}; time is the whole command"
     script_name, bf16_name = f"{script} (static padding)", "taskhub train.bf16=true"
-    what = "qa windows" if task == "qa" else "texts"
-    result = RowResult("7e", f"{task} training vs transformers' {script} at its defaults ({n} mixed-length {what.split()[-1]}, 1 epoch, bs 16)",
+    what = f"questions, {trained_rows} windows" if task == "qa" else "texts"
+    result = RowResult("7e", f"{task} training vs transformers' {script} at its defaults ({n} mixed-length {what}, 1 epoch, bs 16)",
                        list(timings.values()))
     result.ratios = [
         ratio("7e", f"{task}: taskhub / {script} (train samples/s)", median["taskhub"] / median[script_name], 1.5),

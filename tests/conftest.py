@@ -44,15 +44,22 @@ def write_jsonl(path, rows) -> Path:
 
 @pytest.fixture(scope="session")
 def text_run(tmp_path_factory) -> Path:
-    """A MiniLM text classifier trained through the CLI on a slice of the bundled data."""
+    """A MiniLM text classifier trained on a slice of the bundled data, in-process through
+    taskhub.run (the CLI's overrides and runner; training through the console script itself
+    is tested in test_generation.py and test_audio_cli.py, and a CLI start-up costs about
+    7 s of CPU)."""
+    import taskhub
+
     run_dir = tmp_path_factory.mktemp("text_run")
-    run_cli("task=text_classification", "data.limit=200", "train.num_train_epochs=3", "train.learning_rate=2e-4", f"hydra.run.dir={run_dir}")
+    taskhub.run(["task=text_classification", "data.limit=200", "train.num_train_epochs=3", "train.learning_rate=2e-4"], run_dir=run_dir)
     return run_dir
 
 
 @pytest.fixture(scope="session")
 def image_run(tmp_path_factory) -> Path:
-    """A from-scratch ResNet trained through the CLI on a slice of the bundled digits."""
+    """A from-scratch ResNet trained on a slice of the bundled digits, in-process like text_run."""
+    import taskhub
+
     run_dir = tmp_path_factory.mktemp("image_run")
-    run_cli("task=image_classification", "data.limit=600", "train.num_train_epochs=6", f"hydra.run.dir={run_dir}")
+    taskhub.run(["task=image_classification", "data.limit=600", "train.num_train_epochs=6"], run_dir=run_dir)
     return run_dir

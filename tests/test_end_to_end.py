@@ -1,9 +1,9 @@
-"""End to end: a CLI training run (subprocess) -> evaluate -> predict, reloads, bad input, multirun.
+"""End to end: train -> evaluate -> predict, reloads, bad input, multirun.
 
-The models are trained once per session through the real console script; reloading them
-runs in-process through taskhub.run (the same overrides, without paying a new Python
-and torch start-up each time), while exit codes and one-line errors on stderr are
-checked on real subprocesses."""
+The models are trained once per session (conftest's text_run / image_run) and reloaded
+through taskhub.run, the CLI's overrides and runner in-process, without paying a new
+Python and torch start-up each time; exit codes, one-line errors on stderr and multiruns
+are checked on real `taskhub` subprocesses."""
 
 from __future__ import annotations
 

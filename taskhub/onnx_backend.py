@@ -165,6 +165,9 @@ class OnnxModel:
         os.close(handle)
         try:
             build(Path(temp))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)  # mkstemp's 0600 would hide a shared TASKHUB_CACHE from the team
             os.replace(temp, path)
         finally:
             if os.path.exists(temp):
@@ -213,15 +216,18 @@ def _quantize(source: Path, target: Path) -> None:
 
 @contextmanager
 def _quiet_exporter():
-    """The exporter prints its progress and warns about torch internals: not the user's business."""
+    """The exporter prints its progress and warns about torch internals, the quantizer logs
+    advice on the root logger: not the user's business."""
     import logging
 
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger("torch.onnx"), logging.getLogger()]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), redirect_stdout(StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

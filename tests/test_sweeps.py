@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import run_cli
 
+import taskhub
 from taskhub.sweeps import expand_values, job_key
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,7 @@ def table(sweep_dir) -> list[dict]:
     return json.loads((sweep_dir / "results.json").read_text())
 
 
-def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path):
+def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path, capsys):
     good = [str(checkpoints / f"checkpoint-{i}") for i in (1, 2, 3)]
     models = ",".join(good + [str(checkpoints / "checkpoint-broken")])
     first = sweep(tmp_path / "s1", f"model.name_or_path={models}", check=False)
@@ -86,9 +87,9 @@ def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path):
     assert all(r["examples_per_s"] is None and r["wall_time_s"] > 0 for r in table(tmp_path / "s2"))
 
     # The same dir again with a shorter job list and results_cache=null: no reuse, no stale rows.
-    sweep(tmp_path / "s2", f"model.name_or_path={good[0]}", "results_cache=null")
+    shorter = sweep(tmp_path / "s2", f"model.name_or_path={good[0]}", "results_cache=null")
     assert sorted((r["task"], r["status"]) for r in table(tmp_path / "s2")) == [("qa", "ok"), ("text_classification", "ok")]
-    assert "Results of 2 job(s)" in sweep(tmp_path / "s2", f"model.name_or_path={good[0]}", "results_cache=null").stdout
+    assert "Results of 2 job(s)" in shorter.stdout
 
     # Retrain one checkpoint in place: only its jobs run again.
     make_checkpoint(checkpoints / "checkpoint-2", seed=99)
@@ -99,9 +100,10 @@ def test_sweep_table_failures_reuse_and_retraining(checkpoints, tmp_path):
         ("qa", good[1]): "ok",
     }
 
-    # mode=report re-renders the table of an existing sweep, sorted by a metric.
-    report = run_cli("mode=report", f"report.dir={tmp_path / 's1'}", "report.sort=test_accuracy", f"hydra.run.dir={tmp_path / 'r'}")
-    section = report.stdout.split("## text_classification")[1].split("## ")[0]
+    # mode=report re-renders the table of an existing sweep, sorted by a metric (in-process: it prints to stdout).
+    capsys.readouterr()
+    taskhub.run(["mode=report", f"report.dir={tmp_path / 's1'}", "report.sort=test_accuracy"], run_dir=tmp_path / "r")
+    section = capsys.readouterr().out.split("## text_classification")[1].split("## ")[0]
     lines = [l for l in section.splitlines() if l.startswith("| ")]
     column = lines[0].split("|").index(" test_accuracy ")
     accuracies = [float(l.split("|")[column].split("[")[0]) for l in lines[1:]]

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskhub.errors import TaskhubError
+from taskhub.rundir import user_cache
 
 if TYPE_CHECKING:
     from taskhub.config import ModelConfig
@@ -53,8 +54,7 @@ def inductor_cache_dir() -> str:
     set, else ``$TASKHUB_CACHE/inductor`` (default ``~/.cache/taskhub/inductor``)."""
     if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
         return os.environ["TORCHINDUCTOR_CACHE_DIR"]
-    root = os.environ.get("TASKHUB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "taskhub")
-    return os.path.join(root, "inductor")
+    return str(user_cache("inductor"))
 
 
 def compile_for_inference(model, model_config: ModelConfig, task: Task | None = None):

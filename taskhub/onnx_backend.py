@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager, redirect_stdout
 from io import StringIO
@@ -28,6 +27,7 @@ from typing import Any
 
 from taskhub.errors import TaskhubError
 from taskhub.fingerprints import folder_digest
+from taskhub.rundir import atomic_path, user_cache
 
 #: The pyproject extra that brings the backend's packages.
 EXTRA = "pip install 'taskhub[onnx]'"
@@ -46,12 +46,6 @@ def require() -> None:
             __import__(module)
         except ImportError:
             raise TaskhubError(f"model.backend=onnxruntime needs the '{module}' package: {EXTRA}") from None
-
-
-def cache_dir() -> Path:
-    """Where exported graphs live: ``$TASKHUB_CACHE/onnx``, else ``~/.cache/taskhub/onnx``."""
-    root = os.environ.get("TASKHUB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "taskhub")
-    return Path(root) / "onnx"
 
 
 def checkpoint_key(model, folder: str | None) -> str:
@@ -153,25 +147,16 @@ class OnnxModel:
     @staticmethod
     def _cached(name: str, build) -> Path:
         """``<cache>/<name>.onnx``, built by ``build(temp_path)`` if absent, then renamed into place."""
-        folder = cache_dir()
+        folder = user_cache("onnx")
         path = folder / f"{name}.onnx"
         if path.is_file():
             return path
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(prefix=f".{name}-", suffix=".onnx", dir=folder)
+            with atomic_path(path) as temp:
+                build(temp)
         except OSError as exc:
             raise TaskhubError(f"model.backend=onnxruntime: cannot write the graph cache {folder}: {exc.strerror} (set TASKHUB_CACHE to a writable folder)") from None
-        os.close(handle)
-        try:
-            build(Path(temp))
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temp, 0o666 & ~umask)  # mkstemp's 0600 would hide a shared TASKHUB_CACHE from the team
-            os.replace(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
         return path
 
 

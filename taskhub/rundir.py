@@ -196,6 +196,13 @@ def atomic_path(final: str | os.PathLike):
     os.replace(tmp, final)
 
 
+def user_cache(kind: str) -> Path:
+    """``$TASKHUB_CACHE/<kind>`` (default ``~/.cache/taskhub/<kind>``): what taskhub builds
+    once per machine and reuses across runs (compiled kernels, exported graphs)."""
+    root = os.environ.get("TASKHUB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "taskhub")
+    return Path(root) / kind
+
+
 def write_atomically(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -122,6 +122,9 @@ def test_the_exported_graph_is_cached_by_content_and_reused(models, tmp_path, mo
     assert onnx_backend.exports == before + 1
     graphs = sorted((tmp_path / "cache" / "onnx").iterdir())
     assert [p.suffix for p in graphs] == [".onnx"] and not graphs[0].name.startswith(".")  # no temp file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert graphs[0].stat().st_mode & 0o777 == 0o666 & ~umask  # readable by whoever shares TASKHUB_CACHE, as the umask allows
     stamp = graphs[0].stat().st_mtime_ns
     second = predict("second")
     assert onnx_backend.exports == before + 1  # reused, not exported again
@@ -180,7 +183,9 @@ def test_unknown_backend_is_a_config_error(models, tmp_path):
 
 
 def test_cache_folder_follows_taskhub_cache(monkeypatch, tmp_path):
+    from taskhub.rundir import user_cache
+
     monkeypatch.setenv("TASKHUB_CACHE", str(tmp_path))
-    assert onnx_backend.cache_dir() == tmp_path / "onnx"
+    assert user_cache("onnx") == tmp_path / "onnx"
     monkeypatch.delenv("TASKHUB_CACHE")
-    assert onnx_backend.cache_dir() == type(tmp_path)(os.path.expanduser("~/.cache/taskhub/onnx"))
+    assert user_cache("onnx") == type(tmp_path)(os.path.expanduser("~/.cache/taskhub/onnx"))

@@ -163,7 +163,7 @@ def paired_comparisons(rows: list[dict[str, Any]], baseline: str, resamples: int
     from taskhub.manager import get_registry
     from taskhub.scoring import main_statistic, read_samples
     from taskhub.stats import binary_column, paired_test
-    from taskhub.task import score_columns
+    from taskhub.metric_declarations import score_columns
 
     done = _done(rows)
     bases = [r for r in done if baseline in (str(r["job"]), r["model"])]

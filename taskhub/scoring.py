@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskhub.errors import TaskhubError
-from taskhub.task import score_columns
+from taskhub.metric_declarations import score_columns
 
 if TYPE_CHECKING:
     from taskhub.task import Task

@@ -14,39 +14,29 @@ This module imports neither torch nor transformers: plugin discovery and
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taskhub.collate import nested_cost
-from taskhub.engine.batching import ROW_KEY, SIDE_PREFIX  # noqa: F401 - ROW_KEY: part of the plugin API here
-from taskhub.engine.streaming import stream
 from taskhub.config import ModelConfig, TaskConfig
 from taskhub.demo_declarations import DemoDeclarations
+from taskhub.engine.batching import ROW_KEY, SIDE_PREFIX  # noqa: F401 - part of the plugin API here
+from taskhub.errors import TaskhubError
+from taskhub.metric_declarations import MetricDeclarations, score_columns  # noqa: F401 - score_columns: plugin API
 from taskhub.records import RecordInputs
-from taskhub.errors import BadRowError, RowError, RowFailure, TaskhubError
+from taskhub.streamed_prediction import CPU_TEXT_MAX_TOKENS, StreamedPrediction  # noqa: F401 - CPU_TEXT_MAX_TOKENS: plugin API
 
 if TYPE_CHECKING:
     import datasets
 
-#: Default ``predict.max_tokens`` for text on the CPU (see :meth:`Task.default_max_tokens`).
-CPU_TEXT_MAX_TOKENS = 4096
 
-
-def score_columns(examples: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-example ``scores`` and ``stats`` as columns (numpy arrays, rows first), the form
-    :meth:`Task.aggregate_examples` takes."""
-    import numpy as np
-
-    names = dict.fromkeys(k for e in examples[:1] for part in ("scores", "stats") for k in e.get(part, {}))
-    return {k: np.asarray([e.get("scores", {}).get(k, e.get("stats", {}).get(k)) for e in examples], dtype=float) for k in names}
-
-
-class Task(RecordInputs, DemoDeclarations, abc.ABC):
+class Task(RecordInputs, MetricDeclarations, StreamedPrediction, DemoDeclarations, abc.ABC):
     """Base of all tasks. Subclasses set the class attributes and the abstract steps.
 
-    The Python-API inputs a task takes (:class:`~taskhub.records.RecordInputs`) and the
-    demo it describes (:class:`~taskhub.demo_declarations.DemoDeclarations`) live in
-    their own modules; a plugin overrides their members here like any other."""
+    The Python-API inputs a task takes (:class:`~taskhub.records.RecordInputs`), how it is
+    scored (:class:`~taskhub.metric_declarations.MetricDeclarations`), its streamed
+    prediction (:class:`~taskhub.streamed_prediction.StreamedPrediction`) and the demo it
+    describes (:class:`~taskhub.demo_declarations.DemoDeclarations`) live in their own
+    modules; a plugin overrides their members here like any other."""
 
     #: Registry name, e.g. ``"text_classification"``.
     name: ClassVar[str]
@@ -242,63 +232,11 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
         a task whose training collator augments (random flips) returns one that does not."""
         return self.build_training_collator()
 
-    #: Evaluate by running :meth:`predict` and :meth:`score_predictions` (spans, generated
-    #: text) instead of ``Trainer.evaluate`` with :meth:`compute_metrics`.
-    evaluate_by_prediction: ClassVar[bool] = False
-    #: Evaluate the held-out splits before training too (``before_*`` metrics).
-    evaluate_before_training: ClassVar[bool] = False
-
-    def compute_metrics(self, eval_pred) -> dict[str, float]:
-        """``Trainer``'s ``compute_metrics``: predictions and label ids -> metric values."""
-        return {}
-
-    #: ``Trainer``'s ``preprocess_logits_for_metrics``, or None (the default: the logits are
-    #: gathered as the model returns them). A task whose :meth:`score_examples` needs less
-    #: than the logits defines it as a method ``(logits, labels) -> tensor(s)``, applied to
-    #: each evaluation batch before the split's batches are gathered, e.g. vocabulary logits
-    #: -> per-token negative log-likelihoods (N x L numbers instead of N x L x V).
-    preprocess_logits_for_metrics: ClassVar[Any] = None
-
-    def score_predictions(self, predictions: list[dict], references: datasets.Dataset) -> dict[str, float]:
-        """Metrics from :meth:`predict` records and the rows they came from
-        (used when :attr:`evaluate_by_prediction` is set). Default: the aggregate of the
-        per-example scores, so ``samples.jsonl`` adds up to the reported metrics."""
-        return self.aggregate_examples(score_columns(self.score_examples(predictions, references)))
-
-    def score_examples(self, predictions: Any, references: datasets.Dataset | None) -> list[dict[str, Any]] | None:
-        """Per-example scores behind the metrics: one dict per evaluated row, in order, for
-        ``samples.jsonl``, bootstrap intervals and paired tests between checkpoints.
-
-        ``predictions`` is what the task's evaluation produces: the :meth:`predict` records
-        (:attr:`evaluate_by_prediction`), else the Trainer's ``PredictionOutput``
-        (``predictions``, ``label_ids``, one row per example). Each dict has ``scores``
-        (name -> number, e.g. ``accuracy``: 1.0), optionally ``stats`` (sufficient
-        statistics, numbers or lists of numbers, for metrics that are not means: entity
-        counts, BLEU n-gram counts) and ``prediction`` / ``reference`` to show. None: the
-        task has no per-example scores (no samples, no interval).
-        """
-        return None
-
-    def aggregate_examples(self, columns: Mapping[str, Any]) -> dict[str, float]:
-        """Metrics from per-example columns (``scores`` and ``stats`` keys -> numpy arrays,
-        rows along the first axis): what the bootstrap recomputes on each resample.
-        Default: the mean of each score."""
-        return {name: float(values.mean(axis=0)) for name, values in columns.items() if values.ndim == 1}
-
-    def metric_inputs(self, samples: list[dict[str, Any]]) -> tuple[list, list]:
-        """(predictions, references) for metrics of the `evaluate` library
-        (``evaluate.metrics``), from the ``samples.jsonl`` rows. Default: as shown there."""
-        return [s["prediction"] for s in samples], [s["reference"] for s in samples]
-
     @classmethod
     def auto_models(cls) -> tuple[str, ...]:
         """The ``transformers`` auto classes this task loads models with; ``task=auto`` maps
         a checkpoint's architecture to the task through them. Default: :attr:`auto_model`."""
         return (cls.auto_model,)
-
-    def derived_metrics(self, metrics: dict[str, float], prefix: str) -> dict[str, float]:
-        """Metrics computed from others after an evaluation, e.g. perplexity from loss."""
-        return {}
 
     # -------------------------------------------------------------- inference
     def forward(self, inputs: Mapping[str, Any]):
@@ -364,131 +302,3 @@ class Task(RecordInputs, DemoDeclarations, abc.ABC):
         :meth:`preprocess` made of them (side information, :data:`ROW_KEY`). Labels come
         from the model config's ``id2label``.
         """
-
-    def predict(self, inputs: Any, batch_size: int = 32, source: str = "input", **engine) -> list[dict]:
-        """Predict on raw inputs; one result per input, in order.
-
-        The Python-API counterpart of ``mode=predict``: returns only the prediction
-        fields. ``inputs`` is anything :meth:`as_records` takes (records, plain values,
-        a DataFrame, a ``datasets.Dataset``, a generator). ``engine`` takes
-        :meth:`predict_iter`'s batching options.
-        """
-        records = list(self.as_records(inputs))  # a call of the wrong shape fails before the model loads
-        return list(self.predict_iter(records, batch_size=batch_size, source=source, **engine))
-
-    def __call__(self, inputs: Any, **engine) -> dict | list[dict]:
-        """Like a transformers pipeline: ``task("some text")`` -> one result,
-        ``task(["a", "b"])`` (or any collection :meth:`predict` takes) -> a list."""
-        single = self._single_input(inputs)
-        results = self.predict([inputs] if single else inputs, **engine)
-        return results[0] if single else results
-
-    def predict_iter(
-        self,
-        records: Any,
-        batch_size: int = 32,
-        source: str = "input",
-        *,
-        max_tokens: int | None = None,
-        sort_by_length: bool = True,
-        chunk_size: int | None = None,
-        on_error: str = "raise",
-        first_row: int = 0,
-    ) -> Iterator[dict | RowFailure]:
-        """Stream predictions, in input order, for a stream of records (or anything
-        :meth:`as_records` takes).
-
-        Records are read ``chunk_size`` at a time (default: :attr:`chunk_batches` batches), so memory
-        does not grow with the input. Within a chunk, rows are preprocessed together,
-        batched by length (:func:`~taskhub.engine.batching.plan_batches`: at most ``batch_size``
-        features and ``max_tokens`` padded positions per batch) and put back in order.
-        A bad row raises :class:`~taskhub.errors.BadRowError`, or with ``on_error="skip"``
-        yields a :class:`~taskhub.errors.RowFailure` in its place. ``first_row`` is the
-        input position of the first record (for row numbers when resuming). Tasks with
-        :attr:`overlap_preprocessing` prepare the next chunk while this one runs.
-        """
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-        yield from stream(
-            self,
-            self.as_records(records),
-            source,
-            batch_size=batch_size,
-            max_tokens=self.default_max_tokens() if max_tokens is None else max_tokens,
-            sort_by_length=sort_by_length,
-            chunk_size=chunk_size or max(self.chunk_batches * batch_size, 8),
-            skip=on_error == "skip",
-            first_row=first_row,
-            overlap=self._overlap(),
-        )
-
-    def _overlap(self) -> bool:
-        """Whether preprocessing runs beside the forward pass: for tasks that allow it
-        (:attr:`overlap_preprocessing`) on an accelerator, where the host thread mostly
-        waits for kernels. On the CPU it did not pay, even with a core left free: image
-        processors and feature extractors hold the GIL for most of their work, and the
-        forward pass then waits for it (measured: 15% slower to 3% faster, benchmark row 4)."""
-        if not self.overlap_preprocessing or self.model.device.type == "cpu":
-            return False
-        self.processor  # noqa: B018 - loaded here, not by two threads at once
-        return True
-
-    def default_max_tokens(self) -> int | None:
-        """The padded-position budget per batch when the user sets none.
-
-        On the CPU a batch of a few thousand positions already keeps the matrix units busy,
-        and a budget keeps a chunk's few long texts out of batches of shorter ones (on the
-        benchmark's mixed-length texts, 4,096 was 15% faster than no cap). Accelerators
-        want the biggest batches: no cap. Lengths of other modalities are not tokens."""
-        if self.modality == "text" and self.model.device.type == "cpu":
-            return CPU_TEXT_MAX_TOKENS
-        return None
-
-    def feature_length(self, features: Mapping[str, list], index: int) -> int:
-        """What one feature costs to run, for length batching: the padded length of its
-        first model input (tokens, audio samples; choices x longest for several sequences).
-        Tasks whose inputs cost otherwise override it (image_classification: pixels)."""
-        for key, values in features.items():
-            if not key.startswith(SIDE_PREFIX):
-                value = values[index]
-                if key in self.nested_features:
-                    return nested_cost(value)
-                return len(value) if hasattr(value, "__len__") else 1
-        return 1
-
-    def run_preprocess(self, batch, source: str, row_numbers, with_targets: bool = False) -> dict[str, list]:
-        """:meth:`preprocess` (+ :meth:`encode_targets`), a bad row becoming a user error that
-        names the file and row.
-
-        Tasks raise RowError for rows they know to be bad. Whatever else a library raises on
-        the batch (a feature extractor on a clip too short for it, a tokenizer on a value it
-        cannot take) belongs to a row too: the rows are preprocessed one at a time and the
-        first that fails alone is the bad one, so ``on_error=skip`` sets just that row aside.
-        A TaskhubError (the options, not a row) and a failure no single row causes pass through.
-        """
-
-        def run(rows):
-            features = self.preprocess(rows)
-            if with_targets:
-                features.update(self.encode_targets(rows, features))
-            return features
-
-        try:
-            return run(batch)
-        except RowError as err:
-            raise BadRowError(source, row_numbers[err.index], err.message) from None
-        except TaskhubError:
-            raise
-        except Exception:
-            from taskhub.media import library_message
-
-            for i, row_number in enumerate(row_numbers):
-                try:
-                    run({column: values[i : i + 1] for column, values in batch.items()})
-                except RowError as err:
-                    raise BadRowError(source, row_number, err.message) from None
-                except TaskhubError:
-                    raise
-                except Exception as row_exc:
-                    raise BadRowError(source, row_number, f"cannot preprocess the row: {library_message(row_exc)}") from row_exc
-            raise

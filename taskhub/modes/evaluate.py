@@ -102,7 +102,7 @@ def evaluate_split(task: Task, trainer, split, run: RunConfig, samples: list[dic
             if is_main():
                 examples = task.score_examples(output, split.dataset)  # None: none for this split (e.g. captions)
                 if from_examples and examples is not None:
-                    from taskhub.task import score_columns
+                    from taskhub.metric_declarations import score_columns
 
                     metrics.update({f"{prefix}_{k}": v for k, v in task.aggregate_examples(score_columns(examples)).items()})
                 if samples is not None and examples is not None:

@@ -11,7 +11,7 @@ from conftest import write_jsonl
 
 import taskhub
 from taskhub.modes.trainer import token_lengths
-from taskhub.testing import save_tiny_text_model
+from taskhub.testing import save_task_model, save_tiny_text_model
 
 MIXED = [{"text": "soup", "label": "food"}, {"text": "a red car parked on a quiet street beside an old stone wall at dusk", "label": "not_food"},
          {"text": "rice", "label": "food"}, {"text": "a bowl of noodles with chopped green onions and a boiled egg on top", "label": "food"},
@@ -61,3 +61,24 @@ def test_a_task_default_is_kept(tmp_path, strategy):
     args = TrainingArguments(output_dir=str(tmp_path), train_sampling_strategy=strategy, report_to="none", use_cpu=True)
     group_by_length_default(task, RunConfig(), args, datasets.Dataset.from_dict({"input_ids": [[1, 2, 3], [1, 2], [1]]}))
     assert args.train_sampling_strategy == strategy
+
+
+
+def test_evaluation_batches_keep_the_rows_order_when_training_groups_by_length(tmp_path):
+    """The Trainer groups evaluation batches too when training groups by length: per-example
+    outputs of the evaluation inside a training run came back out of the rows' order, and
+    fill_mask's seeded masks fell otherwise than in mode=evaluate on the saved model."""
+    from transformers import TrainingArguments
+
+    from taskhub.modes.trainer import make_trainer
+
+    save_tiny_text_model(tmp_path / "base")
+    save_task_model("text_classification", tmp_path / "base", tmp_path / "classifier")
+    task = taskhub.load_task("text_classification", model=str(tmp_path / "classifier"), device="cpu")
+    lengths = [1, 9, 2, 14, 3, 7, 1, 12, 5, 2, 8, 4]
+    rows = datasets.Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "attention_mask": [[1] * n for n in lengths], "labels": [0] * len(lengths)})
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), train_sampling_strategy="group_by_length", per_device_eval_batch_size=2, report_to=[])
+    trainer = make_trainer(task, args, rows, rows)
+    for loader in (trainer.get_eval_dataloader(), trainer.get_test_dataloader(rows)):
+        assert [int(n) for batch in loader for n in batch["attention_mask"].sum(dim=1)] == lengths
+    assert [len(rows[i]["input_ids"]) for i in trainer._get_train_sampler(rows)] != lengths  # training itself is grouped

@@ -141,8 +141,10 @@ def group_by_length_default(task: Task, run: RunConfig, args, train_set) -> None
     chose a sampling order. Batches are padded to their longest row, so random batches
     of mixed-length texts pay for the long tail in nearly every step (benchmark row 7e's
     captions and joined captions: 1.3x fewer padded tokens than padding all to 128;
-    grouped, 2.6x). Only token-id inputs of varying length qualify: image pixels and audio samples
-    are left in random order, and so is a stream (no lengths to read ahead)."""
+    grouped, 2.6x). Only token-id inputs qualify, and only where grouping saves at least
+    :data:`GROUPING_SAVES` of the padded positions (packed blocks of one length do not
+    gain, and keep the plain shuffle): image pixels and audio samples are left in random
+    order, and so is a stream (no lengths to read ahead)."""
     import datasets
 
     chosen = run.train.group_by_length is not None or "train_sampling_strategy" in {**task.training_defaults, **run.train.args}
@@ -150,8 +152,25 @@ def group_by_length_default(task: Task, run: RunConfig, args, train_set) -> None
         return
     names = getattr(task.processor, "model_input_names", None) or ["input_ids"]
     lengths = token_lengths(train_set, names[0])
-    if lengths and min(lengths) != max(lengths):
+    if lengths and padded_positions(lengths, args.per_device_train_batch_size, shuffled=False) < (1 - GROUPING_SAVES) * padded_positions(
+        lengths, args.per_device_train_batch_size, shuffled=True
+    ):
         args.train_sampling_strategy = "group_by_length"
+
+
+#: The share of padded positions length grouping must save to be the default.
+GROUPING_SAVES = 0.1
+
+
+def padded_positions(lengths: list[int], batch_size: int, shuffled: bool) -> int:
+    """Positions in the batches of ``lengths`` padded to their longest row: in one fixed
+    shuffle (what random batches cost) or sorted (what grouped batches cost, at best)."""
+    import random
+
+    order = sorted(lengths)
+    if shuffled:
+        random.Random(0).shuffle(order)
+    return sum(max(order[i : i + batch_size]) * len(order[i : i + batch_size]) for i in range(0, len(order), batch_size))
 
 
 def token_lengths(dataset, column: str) -> list[int] | None:
@@ -189,7 +208,7 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
     from taskhub.modeling import transformers_attr
     from taskhub.task import Task
 
-    trainer_cls = transformers_attr(task.trainer_class)
+    trainer_cls = in_dataset_order(transformers_attr(task.trainer_class))
     if task.custom_loss:
         trainer_cls = with_task_loss(trainer_cls, task)
     if type(task).build_evaluation_collator is not Task.build_evaluation_collator:
@@ -207,6 +226,24 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
         callbacks=list(callbacks),
     )
+
+
+def in_dataset_order(trainer_cls):
+    """``trainer_cls`` evaluating in the dataset's order when training groups by length:
+    the Trainer would group the evaluation batches too, so the evaluation inside a
+    training run batched (and, for fill_mask, masked) otherwise than ``mode=evaluate`` on
+    the saved model, and per-example outputs came back out of the rows' order."""
+
+    class InDatasetOrderTrainer(trainer_cls):
+        def _get_eval_sampler(self, eval_dataset):
+            if self.args.train_sampling_strategy == "group_by_length" and self.args.world_size <= 1 and eval_dataset is not None:
+                from torch.utils.data import SequentialSampler
+
+                return SequentialSampler(eval_dataset)
+            return super()._get_eval_sampler(eval_dataset)
+
+    InDatasetOrderTrainer.__qualname__ = InDatasetOrderTrainer.__name__ = trainer_cls.__name__
+    return InDatasetOrderTrainer
 
 
 def with_evaluation_collator(trainer_cls, collator):

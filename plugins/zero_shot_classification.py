@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
-from taskhub.candidates import call_options, check_candidate_options, parse_labels
+from taskhub.candidates import call_options, check_candidate_options, parse_labels, row_candidates
 from taskhub.classification import SINGLE_LABEL, ClassificationTask
 from taskhub.config import TaskConfig
 from taskhub.task import ROW_KEY
@@ -203,7 +203,7 @@ class ZeroShotClassification(CountsCutTexts, ClassificationTask):
                 if not choices:
                     self.nli_ids()  # a model without an entailment label fails before its weights load
                     choices = True
-                pairs = [(template.format(label), label) for label in self.row_candidates(i, given[i])]
+                pairs = [(template.format(label), label) for label in row_candidates(i, given[i], self.config.candidate_labels)]
             for hypothesis_text, label in pairs:
                 premises.append(texts[i])
                 hypotheses_out.append(hypothesis_text)
@@ -223,20 +223,6 @@ class ZeroShotClassification(CountsCutTexts, ClassificationTask):
         features[CANDIDATE_KEY] = candidates
         return features
 
-    def row_candidates(self, i: int, value) -> list[str]:
-        """Row ``i``'s candidate labels: its own, else the task's."""
-        if value is None:
-            if self.config.candidate_labels is None:
-                raise RowError(i, "no candidate labels: give the row a candidate_labels list, or set task.candidate_labels=[a,b,...]")
-            return list(self.config.candidate_labels)
-        try:
-            labels = parse_labels(value)
-        except ValueError as exc:
-            raise RowError(i, f"candidate_labels: {exc}") from None
-        if not labels:
-            raise RowError(i, "candidate_labels is empty: give at least one label")
-        return labels
-
     def encode_targets(self, batch, features):
         """One NLI label per pair: an NLI pair's own (the classification core), and for a
         choice row entailment for the right candidate, contradiction for the others. A
@@ -255,8 +241,8 @@ class ZeroShotClassification(CountsCutTexts, ClassificationTask):
         for row, candidate in zip(owners, candidates):
             if candidate is not None:
                 choices.setdefault(row, []).append(candidate)
-        for row, row_candidates in choices.items():
-            check_choice(row, gold[row], row_candidates)
+        for row, labels in choices.items():
+            check_choice(row, gold[row], labels)
         entailment, contradiction = self.nli_ids() if choices else (None, None)
         labels = [
             encoded[row] if candidate is None else entailment if candidate == str(gold[row]) else contradiction

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
-from taskhub.candidates import call_options, check_candidate_options, parse_labels
+from taskhub.candidates import call_options, check_candidate_options, parse_labels, row_candidates
 from taskhub.collate import CHOICE_MASK, NestedPadding, is_nested
 from taskhub.config import TaskConfig
 from taskhub.media import load_image
@@ -210,7 +210,7 @@ class ZeroShotImageClassification(Task):
         if not self._predicting:
             return features
         given = batch.get("candidate_labels") or [None] * len(images)
-        candidates = [self.row_candidates(i, given[i]) for i in range(len(images))]
+        candidates = [row_candidates(i, given[i], self.config.candidate_labels) for i in range(len(images))]
         template = self.config.hypothesis_template
         tokens = {key: [] for key in TOKEN_KEYS}
         for labels in candidates:
@@ -231,20 +231,6 @@ class ZeroShotImageClassification(Task):
         limit = text_position_limit(self.model_settings)
         return tokenizer(texts, truncation=limit is not None, max_length=limit)
 
-    def row_candidates(self, i: int, value) -> list[str]:
-        """Row ``i``'s candidate labels: its own, else the task's."""
-        if value is None:
-            if self.config.candidate_labels is None:
-                raise RowError(i, "no candidate labels: give the row a candidate_labels list, or set task.candidate_labels=[a,b,...]")
-            return list(self.config.candidate_labels)
-        try:
-            labels = parse_labels(value)
-        except ValueError as exc:
-            raise RowError(i, f"candidate_labels: {exc}") from None
-        if not labels:
-            raise RowError(i, "candidate_labels is empty: give at least one label")
-        return labels
-
     def encode_targets(self, batch, features):
         """Each row's caption tokens: its ``text``, else its label's prompt (an evaluation
         row, whose label must be among its candidates when it names them)."""
@@ -264,7 +250,7 @@ class ZeroShotImageClassification(Task):
                 raise RowError(i, "no caption ('text') to train on and no 'label' to evaluate")
             if isinstance(label, (list, tuple, dict)):
                 raise RowError(i, f"label is {type(label).__name__} {label!r}; one label per image")
-            candidates = self.row_candidates(i, given[i]) if given[i] is not None or self.config.candidate_labels else None
+            candidates = row_candidates(i, given[i], self.config.candidate_labels) if given[i] is not None or self.config.candidate_labels else None
             if candidates is not None and str(label) not in candidates:
                 raise RowError(i, f"label '{label}' is not among the candidate labels ({', '.join(candidates)})")
             captions.append(self.config.hypothesis_template.format(label))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from taskhub.errors import TaskhubError
+from taskhub.errors import RowError, TaskhubError
 
 
 def parse_labels(value) -> list[str]:
@@ -35,6 +35,22 @@ def parse_labels(value) -> list[str]:
         if not isinstance(label, str) or not label.strip():
             raise ValueError(f"{label!r} is not a label (labels are non-empty strings)")
         labels.append(label)
+    return labels
+
+
+def row_candidates(i: int, value, default: list[str] | None) -> list[str]:
+    """Row ``i``'s candidate labels: its own (a list or the text of one), else the task's
+    ``default``; a row error names what is missing or wrong."""
+    if value is None:
+        if default is None:
+            raise RowError(i, "no candidate labels: give the row a candidate_labels list, or set task.candidate_labels=[a,b,...]")
+        return list(default)
+    try:
+        labels = parse_labels(value)
+    except ValueError as exc:
+        raise RowError(i, f"candidate_labels: {exc}") from None
+    if not labels:
+        raise RowError(i, "candidate_labels is empty: give at least one label")
     return labels
 
 

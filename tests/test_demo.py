@@ -515,18 +515,26 @@ def test_generation_tasks_show_the_generated_text(browser, models, name, model):
     assert expected.strip() and shown == expected
 
 
-def test_object_detection_draws_each_predicted_box_with_its_label_and_score(browser, models):
-    import numpy as np
-
-    task, reference = demo_and_reference("object_detection", models("object_detection"))
-    scene = DATA / "shape_boxes" / read_jsonl(DATA / "shape_boxes" / "test.jsonl")[0]["image"]
+def annotate_in_demo(browser, models, name: str, dataset: str) -> tuple[int, list, dict]:
+    """The demo of task ``name`` on the first test scene of ``dataset``: the width of the
+    image under the annotations, the annotations drawn (label, pixels), and what predict
+    says of the same scene with the same model."""
+    task, reference = demo_and_reference(name, models(name))
+    scene = DATA / dataset / read_jsonl(DATA / dataset / "test.jsonl")[0]["image"]
     with served(task, demo_examples(task)) as url:
         open_demo(browser, url)
         upload(browser, "image", scene, "img")
         submit_and_wait(browser, has_annotations)
-        screenshot(browser, "object_detection")
+        screenshot(browser, name)
         width, shown = annotated_base_width(browser), rendered_annotations(browser)
-    objects = reference.predict([{"image": str(scene)}])[0]["objects"]
+    return width, shown, reference.predict([{"image": str(scene)}])[0]
+
+
+def test_object_detection_draws_each_predicted_box_with_its_label_and_score(browser, models):
+    import numpy as np
+
+    width, shown, prediction = annotate_in_demo(browser, models, "object_detection", "shape_boxes")
+    objects = prediction["objects"]
     assert objects, "the tiny detector should find some boxes, or this test checks nothing"
     assert width == 64  # the scene itself under the boxes
     assert [label for label, _ in shown] == [f"{o['label']} {o['score']:.0%}" for o in objects]
@@ -539,15 +547,7 @@ def test_object_detection_draws_each_predicted_box_with_its_label_and_score(brow
 def test_image_segmentation_lays_each_class_mask_over_the_image(browser, models):
     from taskhub_plugins.image_segmentation import decode_mask
 
-    task, reference = demo_and_reference("image_segmentation", models("image_segmentation"))
-    scene = DATA / "shape_masks" / read_jsonl(DATA / "shape_masks" / "test.jsonl")[0]["image"]
-    with served(task, demo_examples(task)) as url:
-        open_demo(browser, url)
-        upload(browser, "image", scene, "img")
-        submit_and_wait(browser, has_annotations)
-        screenshot(browser, "image_segmentation")
-        width, shown = annotated_base_width(browser), rendered_annotations(browser)
-    expected = reference.predict([{"image": str(scene)}])[0]
+    width, shown, expected = annotate_in_demo(browser, models, "image_segmentation", "shape_masks")
     assert len(expected["label"]) > 1, "the tiny model should predict several classes, or this test checks little"
     assert width == 64
     assert [label for label, _ in shown] == expected["label"]

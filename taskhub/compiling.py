@@ -94,7 +94,10 @@ class CompiledCall:
 
     def __init__(self, model, freezing: bool):
         import torch
+        import torch.fx.experimental._config as fx_config
+        from torch._dynamo.utils import counters
 
+        self._fx_config, self._counters = fx_config, counters
         # Freezing folds the weights into the graph as constants (then constant-folded and
         # laid out for the kernels): inference only, which this is.
         options = {"freezing": True} if freezing else None
@@ -103,15 +106,12 @@ class CompiledCall:
         self.graphs = 0
 
     def __call__(self, *args: Any, **kwargs: Any):
-        import torch.fx.experimental._config as fx_config
-        from torch._dynamo.utils import counters
-
-        before = counters["stats"]["unique_graphs"]
+        before = self._counters["stats"]["unique_graphs"]
         started = time.perf_counter()
         # Without it a batch of one row would guard the graph on size >= 2 and compile another.
-        with fx_config.patch(backed_size_oblivious=True):
+        with self._fx_config.patch(backed_size_oblivious=True):
             outputs = self._compiled(*args, **kwargs)
-        compiled = counters["stats"]["unique_graphs"] - before
+        compiled = self._counters["stats"]["unique_graphs"] - before
         if compiled:
             self.seconds += time.perf_counter() - started
             self.graphs += compiled

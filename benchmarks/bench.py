@@ -25,6 +25,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = HERE / ".cache"
+#: This process's taskhub run folders and kept predictions: cleared when a benchmark run
+#: starts and ends, per process, so a second benchmark in the same checkout keeps its own.
+RUNS = CACHE / "runs" / str(os.getpid())
 DATA = REPO / "plugins" / "data"
 PYTHON = sys.executable
 TASKHUB = str(Path(sys.executable).with_name("taskhub"))

@@ -27,7 +27,7 @@ from typing import Any
 
 import fixtures
 import taskhub
-from bench import CACHE, RowResult, Settings, compare, load, quiet, ratio, read_jsonl, subsample, time_once
+from bench import RUNS, RowResult, Settings, compare, load, quiet, ratio, read_jsonl, subsample, time_once
 
 PIPELINE_SIZES = (8, 32, 64)
 BATCH_SIZE = 32  # taskhub's default batch_size; the limit uses the same
@@ -41,9 +41,8 @@ class Inputs:
 
 
 def _run_dir(name: str) -> str:
-    root = CACHE / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"{name}-", dir=root)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"{name}-", dir=RUNS)
 
 
 def taskhub_predict(task: str, model: str, device: str, extra: tuple[str, ...] = ()) -> Callable[[Inputs], dict]:
@@ -61,9 +60,9 @@ def taskhub_predict(task: str, model: str, device: str, extra: tuple[str, ...] =
         )
         predictions = Path(result["outputs"]["predictions"])
         kept = predictions.with_name(f"{Path(run_dir).name}.jsonl")
-        os.replace(predictions, CACHE / "runs" / kept.name)
+        os.replace(predictions, RUNS / kept.name)
         shutil.rmtree(run_dir, ignore_errors=True)
-        return {"predictions": CACHE / "runs" / kept.name, "predict_runtime": result["metrics"]["predict_runtime"]}
+        return {"predictions": RUNS / kept.name, "predict_runtime": result["metrics"]["predict_runtime"]}
 
     return run
 

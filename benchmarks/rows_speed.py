@@ -135,23 +135,7 @@ def _test_accuracy(model_dir: str, overrides: tuple[str, ...], test: list[dict])
 
 
 def onnx_row(s: Settings, log=print) -> RowResult:
-    """Row 1o (CPU only). Its taskhub runs write under benchmarks/.cache/1o/runs: every
-    benchmarks/run.py clears benchmarks/.cache/runs when it starts and ends, and this row is
-    long enough for another run in the same checkout to do that under it."""
-    import shutil
-
-    import rows_predict
-
-    shared = rows_predict.CACHE
-    rows_predict.CACHE = CACHE / "1o"
-    try:
-        return _onnx_row(s, log)
-    finally:
-        rows_predict.CACHE = shared
-        shutil.rmtree(CACHE / "1o" / "runs", ignore_errors=True)
-
-
-def _onnx_row(s: Settings, log) -> RowResult:
+    """Row 1o (CPU only): taskhub's speed modes against ONNX Runtime by hand."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -122,7 +122,7 @@ def main(argv=None) -> int:
 
     import shutil
 
-    shutil.rmtree(bench.CACHE / "runs", ignore_errors=True)  # predictions of earlier runs
+    shutil.rmtree(bench.RUNS, ignore_errors=True)  # this process's taskhub runs and predictions
     bench.CACHE.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: list[bench.RowResult] = []
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
             results.append(result)
             log(render_row(result))
     total = time.perf_counter() - started
-    shutil.rmtree(bench.CACHE / "runs", ignore_errors=True)
+    shutil.rmtree(bench.RUNS, ignore_errors=True)
 
     print()
     print(render_table(results))

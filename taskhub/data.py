@@ -21,6 +21,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from taskhub.config import DataConfig
@@ -118,9 +119,13 @@ def media_digest(task: Task, split: Split) -> str | None:
         for value in split.dataset[column]:
             if isinstance(value, dict) and value.get("bytes") is None:  # a {bytes, path} struct naming a file
                 value = value.get("path")
-            if isinstance(value, str) and os.path.isfile(value):
-                stat = os.stat(value)
-                digest.update(f"{value}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+            if isinstance(value, str):
+                try:
+                    stat = os.stat(value)
+                except (OSError, ValueError):  # missing or not a path: the row's own error, later
+                    continue
+                if S_ISREG(stat.st_mode):
+                    digest.update(f"{value}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
     return digest.hexdigest()
 
 

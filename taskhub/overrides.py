@@ -9,15 +9,26 @@ from typing import Any
 
 from taskhub.config import AUTO_TASK, RunConfig, TaskConfig
 
+#: The task configs :func:`register_configs` last stored (name -> config class).
+_stored: dict[str, type] = {}
+
+
 def register_configs(registry) -> None:
-    """Put the root schema and one ``task`` group option per registered task in Hydra's ConfigStore."""
+    """Put the root schema and one ``task`` group option per registered task in Hydra's
+    ConfigStore. Storing turns every dataclass into an OmegaConf node (about a fifth of
+    composing a run's config), so a process that runs many jobs stores the same set once."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
+    tasks = {spec.name: spec.config_cls for spec in registry}
+    if tasks == _stored and "taskhub_schema.yaml" in cs.repo:
+        return
     cs.store(name="taskhub_schema", node=RunConfig)
     cs.store(group="task", name=AUTO_TASK, node=TaskConfig(name=AUTO_TASK), provider="taskhub")  # resolved per run: taskhub.provenance
-    for spec in registry:
-        cs.store(group="task", name=spec.name, node=spec.config_cls, provider="taskhub")
+    for name, config_cls in tasks.items():
+        cs.store(group="task", name=name, node=config_cls, provider="taskhub")
+    _stored.clear()
+    _stored.update(tasks)
 
 
 def open_dict_prefixes(registry) -> set[str]:

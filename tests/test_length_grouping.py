@@ -63,7 +63,6 @@ def test_a_task_default_is_kept(tmp_path, strategy):
     assert args.train_sampling_strategy == strategy
 
 
-
 def test_evaluation_batches_keep_the_rows_order_when_training_groups_by_length(tmp_path):
     """The Trainer groups evaluation batches too when training groups by length: per-example
     outputs of the evaluation inside a training run came back out of the rows' order, and
@@ -82,3 +81,30 @@ def test_evaluation_batches_keep_the_rows_order_when_training_groups_by_length(t
     for loader in (trainer.get_eval_dataloader(), trainer.get_test_dataloader(rows)):
         assert [int(n) for batch in loader for n in batch["attention_mask"].sum(dim=1)] == lengths
     assert [len(rows[i]["input_ids"]) for i in trainer._get_train_sampler(rows)] != lengths  # training itself is grouped
+
+
+def test_training_lengths_come_from_arrow_in_the_datasets_order(tmp_path):
+    """The sampler gets the lengths taskhub reads from Arrow, equal to what transformers'
+    sampler reads row by row, also through an indices mapping (a shuffled selection)."""
+    from transformers import TrainingArguments
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from taskhub.modes.trainer import make_trainer
+
+    save_tiny_text_model(tmp_path / "base")
+    save_task_model("text_classification", tmp_path / "base", tmp_path / "classifier")
+    task = taskhub.load_task("text_classification", model=str(tmp_path / "classifier"), device="cpu")
+    lengths = [1, 9, 2, 14, 3, 7, 1, 12, 5, 2, 8, 4, 6, 11]
+    rows = datasets.Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "attention_mask": [[1] * n for n in lengths], "labels": [0] * len(lengths)})
+    rows = rows.shuffle(seed=3).select(range(10))
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), train_sampling_strategy="group_by_length", per_device_train_batch_size=2, report_to=[])
+    read_row_by_row = LengthGroupedSampler(2, dataset=rows).lengths
+
+    def no_row_reads(batch):
+        raise AssertionError("the training rows were read one by one")
+
+    rows.set_transform(no_row_reads)
+    sampler = make_trainer(task, args, rows, None)._get_train_sampler(rows)
+    assert isinstance(sampler, LengthGroupedSampler)
+    assert sampler.lengths == read_row_by_row
+    assert sampler.lengths != lengths[:10]  # the selection's order, not the table's

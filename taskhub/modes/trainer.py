@@ -181,7 +181,7 @@ def token_lengths(dataset, column: str) -> list[int] | None:
 
     if column not in dataset.column_names:
         return None
-    values = dataset.data.column(column)
+    values = dataset.select_columns([column]).with_format("arrow")[:].column(column)  # in the dataset's order (select, shuffle)
     kind = values.type
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not pa.types.is_integer(kind.value_type):
         return None
@@ -208,7 +208,7 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
     from taskhub.modeling import transformers_attr
     from taskhub.task import Task
 
-    trainer_cls = in_dataset_order(transformers_attr(task.trainer_class))
+    trainer_cls = grouping_by_length(transformers_attr(task.trainer_class))
     if task.custom_loss:
         trainer_cls = with_task_loss(trainer_cls, task)
     if type(task).build_evaluation_collator is not Task.build_evaluation_collator:
@@ -228,13 +228,32 @@ def make_trainer(task: Task, args, train_set, eval_set, callbacks=()):
     )
 
 
-def in_dataset_order(trainer_cls):
-    """``trainer_cls`` evaluating in the dataset's order when training groups by length:
-    the Trainer would group the evaluation batches too, so the evaluation inside a
-    training run batched (and, for fill_mask, masked) otherwise than ``mode=evaluate`` on
-    the saved model, and per-example outputs came back out of the rows' order."""
+def grouping_by_length(trainer_cls):
+    """``trainer_cls`` with length grouping done on what taskhub already knows:
 
-    class InDatasetOrderTrainer(trainer_cls):
+    - the training rows' lengths are read from the Arrow column (:func:`token_lengths`)
+      instead of transformers' ``LengthGroupedSampler`` reading every row through
+      ``dataset[i]`` (a pass over the whole training set at the start of each run: 2.3 s
+      for 200,000 rows, under 0.01 s from Arrow);
+    - evaluation keeps the dataset's order: the Trainer would group the evaluation batches
+      too, so the evaluation inside a training run batched (and, for fill_mask, masked)
+      otherwise than ``mode=evaluate`` on the saved model, and per-example outputs came
+      back out of the rows' order."""
+
+    class LengthGroupingTrainer(trainer_cls):
+        def _get_train_sampler(self, train_dataset=None):
+            import datasets
+
+            train_dataset = self.train_dataset if train_dataset is None else train_dataset
+            if self.args.train_sampling_strategy == "group_by_length" and isinstance(train_dataset, datasets.Dataset):
+                names = getattr(self.processing_class, "model_input_names", None) or ["input_ids"]
+                lengths = token_lengths(train_dataset, names[0])
+                if lengths is not None and len(lengths) == len(train_dataset):
+                    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+                    return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
+            return super()._get_train_sampler(train_dataset)
+
         def _get_eval_sampler(self, eval_dataset):
             if self.args.train_sampling_strategy == "group_by_length" and self.args.world_size <= 1 and eval_dataset is not None:
                 from torch.utils.data import SequentialSampler
@@ -242,8 +261,8 @@ def in_dataset_order(trainer_cls):
                 return SequentialSampler(eval_dataset)
             return super()._get_eval_sampler(eval_dataset)
 
-    InDatasetOrderTrainer.__qualname__ = InDatasetOrderTrainer.__name__ = trainer_cls.__name__
-    return InDatasetOrderTrainer
+    LengthGroupingTrainer.__qualname__ = LengthGroupingTrainer.__name__ = trainer_cls.__name__
+    return LengthGroupingTrainer
 
 
 def with_evaluation_collator(trainer_cls, collator):

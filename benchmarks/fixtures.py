@@ -341,6 +341,11 @@ def food_test() -> list[dict]:
     return read_jsonl(DATA / "food_captions" / "test.jsonl")
 
 
+def food_held_out() -> list[dict]:
+    """The food_captions rows the default job does not fit on (validation and test, 200)."""
+    return _rows("food_captions", ("validation", "test"))
+
+
 def food_train_file() -> Path:
     return DATA / "food_captions" / "train.jsonl"
 

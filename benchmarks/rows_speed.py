@@ -13,8 +13,11 @@ share one process and the rotating rounds of :func:`bench.compare`:
 - ``taskhub <mode>``: ``taskhub.run`` in mode=predict with each speed mode, everything
   (config, load, reading, tokenizing, batching, writing) inside the timing.
 
-Each is judged on label agreement with eager fp32 on the timed texts and on its accuracy
-change on the bundled food_captions test split.
+Each is judged on how often its labels differ from eager fp32's, on the timed texts and
+the 200 held-out food_captions rows (validation and test) together: a mode that changes at
+most 0.5% of the labels changes accuracy by at most 0.5 points on those texts, whatever
+their true labels. That bound is what "within 0.5 points of accuracy" is held to; the
+accuracy change measured on the 200 labelled rows (one row is half a point) is shown beside it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from rows_predict import BATCH_SIZE, Inputs, _agreement, forward_limit, predicti
 
 #: Padded positions per batch of the token-budget competitors (taskhub's CPU default for text).
 TOKEN_BUDGET = 4096
-#: Accuracy loss (points) a mode may have and still count as taskhub's fastest.
+#: Accuracy change (points) a mode may cause and still count as taskhub's fastest: at most
+#: this share (in %) of its labels may differ from eager fp32's.
 ACCURACY_TOLERANCE = 0.5
 
 #: taskhub's modes: name -> (overrides, model config fields they need).
@@ -120,8 +124,8 @@ def available_modes(model_dir: str, probe: Inputs, log) -> dict[str, tuple[str, 
     return modes
 
 
-def _test_accuracy(model_dir: str, overrides: tuple[str, ...], test: list[dict]) -> float:
-    """Accuracy on the food_captions test split through the Python API with the mode's options."""
+def _held_out_labels(model_dir: str, overrides: tuple[str, ...], test: list[dict]) -> list[str]:
+    """Labels of the held-out food_captions rows through the Python API with the mode's options."""
     from omegaconf import OmegaConf
 
     from taskhub.config import ModelConfig
@@ -131,7 +135,7 @@ def _test_accuracy(model_dir: str, overrides: tuple[str, ...], test: list[dict])
         merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.from_dotlist([o.removeprefix("model.") for o in overrides]))
         task.model_config = OmegaConf.to_object(OmegaConf.merge(merged, {"name_or_path": model_dir}))
         predicted = task.predict([{"text": r["text"]} for r in test], batch_size=BATCH_SIZE)
-    return sum(p["label"] == r["label"] for p, r in zip(predicted, test)) / len(test)
+    return [p["label"] for p in predicted]
 
 
 def onnx_row(s: Settings, log=print) -> RowResult:
@@ -177,25 +181,30 @@ def onnx_row(s: Settings, log=print) -> RowResult:
             labels[name] = [id2label[int(torch.as_tensor(x).argmax())] for x in out]
     reference = labels["eager fp32"]
 
-    test = fixtures.food_test()
+    test = fixtures.food_held_out()
     test_texts = [r["text"] for r in test]
     test_inputs = Inputs(test, None, token_batches(tokenizer, test_texts))
-    accuracy = {"eager fp32": _accuracy([id2label[int(x.argmax())] for x in forward_limit(model, test_inputs)], test)}
+    held_out = {"eager fp32": [id2label[int(x.argmax())] for x in forward_limit(model, test_inputs)]}
     test_np = budget_batches(tokenizer, test_texts, numpy=True)
     for name, session in sessions.items():
-        accuracy[name] = _accuracy([id2label[int(x.argmax())] for x in ort_logits(session, test_np, len(test))], test)
+        held_out[name] = [id2label[int(x.argmax())] for x in ort_logits(session, test_np, len(test))]
     for name, overrides in modes.items():
-        accuracy[name] = _test_accuracy(model_dir, overrides, test)
-    accuracy["eager fp32, token budget"] = accuracy["eager fp32"]  # the same forward, batched otherwise
+        held_out[name] = _held_out_labels(model_dir, overrides, test)
+    held_out["eager fp32, token budget"] = held_out["eager fp32"]  # the same forward, batched otherwise
 
     base = timings["eager fp32"].median
     result = RowResult("1o", f"speed modes vs ONNX Runtime by hand ({len(rows)} texts, {torch.get_num_threads()} thread(s))", list(timings.values()))
+    accuracy = {name: _accuracy(held_out[name], test) for name in timings}
     change = {name: 100 * (accuracy[name] - accuracy["eager fp32"]) for name in timings}
+    # Labels that differ from eager fp32's over every text the mode labelled, in %: the most
+    # its accuracy on those texts can differ from eager fp32's, whatever their true labels.
+    differ = {name: 100 * (1 - _agreement(labels[name] + held_out[name], reference + held_out["eager fp32"])) for name in timings}
     for name, t in timings.items():
-        t.note = f"x{base / t.median:.2f} eager fp32; labels {100 * _agreement(labels[name], reference):.2f}% equal; test accuracy {change[name]:+.1f} pts"
+        t.note = (f"x{base / t.median:.2f} eager fp32; labels {100 * _agreement(labels[name], reference):.2f}% equal; "
+                  f"held-out accuracy {change[name]:+.1f} pts; at most {differ[name]:.2f} pts of accuracy changed")
     result.ratios = [ratio("1o", f"{name} / eager fp32", base / timings[name].median) for name in timings if name != "eager fp32"]
     ort_best = min(sessions, key=lambda n: timings[n].median)
-    eligible = [n for n in modes if change[n] >= -ACCURACY_TOLERANCE]
+    eligible = [n for n in modes if differ[n] <= ACCURACY_TOLERANCE]
     amx = "amx_bf16" in cpu_flags()
     if eligible:
         best = min(eligible, key=lambda n: timings[n].median)
@@ -208,8 +217,9 @@ def onnx_row(s: Settings, log=print) -> RowResult:
     result.facts = {
         "inputs": len(rows), "token_budget": TOKEN_BUDGET, "amx": amx,
         "label_agreement_with_eager_fp32": {n: round(_agreement(labels[n], reference), 4) for n in timings},
-        "food_test_accuracy": {n: round(accuracy[n], 4) for n in timings},
-        "food_test_rows": len(test),
+        "held_out_accuracy": {n: round(accuracy[n], 4) for n in timings},
+        "held_out_rows": len(test),
+        "labels_differing_from_eager_fp32_pct": {n: round(differ[n], 3) for n in timings},
     }
     result.load, result.wall_s = (load_start, load()), time.perf_counter() - started
     return result

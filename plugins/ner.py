@@ -37,6 +37,8 @@ from taskhub.token_classification import (
     gather_tokens,
     merge_overlapping,
     merge_tokens,
+    sentence_scores,
+    seqeval_from_counts,
     seqeval_metrics,
     softmax,
     split_tag,
@@ -361,31 +363,11 @@ class NamedEntityRecognition(Task):
         return y_true, y_pred
 
     def score_examples(self, predictions, references=None) -> list[dict[str, Any]]:
-        """Per sentence, from the same tags :meth:`compute_metrics` scores: entity F1, and
-        the counts whose sums give seqeval's corpus precision / recall / F1 and accuracy."""
-        from seqeval.metrics.sequence_labeling import get_entities
-
-        examples = []
-        for true, pred in zip(*self._tag_rows(predictions)):
-            gold, found = set(get_entities(true)), set(get_entities(pred))
-            correct = len(gold & found)
-            f1 = 2 * correct / (len(gold) + len(found)) if gold or found else 1.0
-            stats = {
-                "correct": correct, "predicted": len(found), "gold": len(gold),
-                "tokens_correct": sum(t == p for t, p in zip(true, pred)), "tokens": len(true),
-            }  # fmt: skip
-            examples.append({"prediction": pred, "reference": true, "scores": {"f1": f1}, "stats": stats})
-        return examples
+        """Per sentence, from the same tags :meth:`compute_metrics` scores."""
+        return sentence_scores(*self._tag_rows(predictions))
 
     def aggregate_examples(self, columns) -> dict[str, float]:
-        """seqeval's micro precision / recall / F1 and token accuracy, by its formulas, from
-        summed counts."""
-        correct, predicted, gold = (float(columns[k].sum()) for k in ("correct", "predicted", "gold"))
-        precision = correct / predicted if predicted else 0.0
-        recall = correct / gold if gold else 0.0
-        f1 = 2.0 * precision * recall / (precision + recall) if precision + recall else 0.0
-        tokens = float(columns["tokens"].sum())
-        return {"precision": precision, "recall": recall, "f1": f1, "accuracy": float(columns["tokens_correct"].sum()) / tokens if tokens else 0.0}
+        return seqeval_from_counts(columns)
 
     # ---------------------------------------------------------- prediction
     def postprocess(self, outputs, batch: dict[str, list], features: dict[str, list]) -> list[dict[str, Any]]:

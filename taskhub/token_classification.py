@@ -226,3 +226,33 @@ def seqeval_metrics(y_true: list[list[str]], y_pred: list[list[str]]) -> dict[st
         if not name.endswith(" avg"):
             metrics[f"f1_{name}"] = float(values["f1-score"])
     return metrics
+
+
+def sentence_scores(y_true: list[list[str]], y_pred: list[list[str]]) -> list[dict[str, Any]]:
+    """Per sentence: entity F1, and the counts whose sums give seqeval's corpus precision /
+    recall / F1 and accuracy (:func:`seqeval_from_counts`), for bootstrap intervals and
+    paired tests over sentences."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    examples = []
+    for true, pred in zip(y_true, y_pred):
+        gold, found = set(get_entities(true)), set(get_entities(pred))
+        correct = len(gold & found)
+        f1 = 2 * correct / (len(gold) + len(found)) if gold or found else 1.0
+        stats = {
+            "correct": correct, "predicted": len(found), "gold": len(gold),
+            "tokens_correct": sum(t == p for t, p in zip(true, pred)), "tokens": len(true),
+        }  # fmt: skip
+        examples.append({"prediction": pred, "reference": true, "scores": {"f1": f1}, "stats": stats})
+    return examples
+
+
+def seqeval_from_counts(columns: Mapping[str, Any]) -> dict[str, float]:
+    """seqeval's micro precision / recall / F1 and token accuracy, by its formulas, from the
+    summed counts of :func:`sentence_scores` (columns of arrays, one value per sentence)."""
+    correct, predicted, gold = (float(columns[k].sum()) for k in ("correct", "predicted", "gold"))
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2.0 * precision * recall / (precision + recall) if precision + recall else 0.0
+    tokens = float(columns["tokens"].sum())
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": float(columns["tokens_correct"].sum()) / tokens if tokens else 0.0}

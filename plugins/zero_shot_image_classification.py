@@ -49,7 +49,7 @@ from typing import Any, Optional
 
 from taskhub import RowError, TaskhubError, TaskSpec, hookimpl, option
 from taskhub.candidates import call_options, check_candidate_options, parse_labels, row_candidates
-from taskhub.collate import CHOICE_MASK, NestedPadding, is_nested
+from taskhub.collate import CHOICE_MASK, TOKEN_KEYS, TokensAndArrays
 from taskhub.config import TaskConfig
 from taskhub.media import load_image
 from taskhub.task import Task
@@ -59,7 +59,6 @@ DEFAULT_TEMPLATE = "This is a photo of {}."
 CANDIDATES_KEY = "_candidates"
 #: The pipeline pads SigLIP prompts to this many tokens (the length SigLIP was trained at).
 SIGLIP_LENGTH = 64
-TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 #: Special tokens of a tokenizer trained from the captions. The end-of-text token is the
 #: one CLIP's text tower pools at (config ``eos_token_id``); it is not id 2, which CLIP
 #: reads as the legacy "pool at the largest id" rule.
@@ -261,7 +260,7 @@ class ZeroShotImageClassification(Task):
     def build_collator(self):
         """Prompts padded by the tokenizer (nested: rows x most candidates x tokens, with a
         ``choice_mask``), images stacked."""
-        return ImageTextPadding(self.processor.tokenizer)
+        return TokensAndArrays(self.processor.tokenizer)
 
     def feature_length(self, features, index: int) -> int:
         pixels = features["pixel_values"][index]
@@ -358,39 +357,6 @@ class ZeroShotImageClassification(Task):
             return {"image": row["image"], "candidate_labels": parse_labels(labels)}
         except ValueError:
             return None
-
-
-class ImageTextPadding:
-    """Batches of images with one caption each (training) or with each row's prompts
-    (prediction: :class:`~taskhub.collate.NestedPadding` over the token keys). Told apart
-    by the token ids, not by shape alone: pixel values read back from Arrow are nested
-    lists too."""
-
-    def __init__(self, tokenizer):
-        self.flat = FlatPadding(tokenizer)
-
-    def __call__(self, rows):
-        ids = rows[0].get("input_ids")
-        nested = tuple(k for k in TOKEN_KEYS if k in rows[0]) if ids is not None and is_nested(ids) else ()
-        return NestedPadding(self.flat, nested_keys=nested)(rows)
-
-
-class FlatPadding:
-    """One token sequence per feature: token keys padded by the tokenizer, other arrays
-    (``pixel_values``) stacked."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __call__(self, rows):
-        from transformers import default_data_collator
-
-        tokens = [{k: row[k] for k in TOKEN_KEYS if k in row} for row in rows]
-        rest = [{k: v for k, v in row.items() if k not in TOKEN_KEYS} for row in rows]
-        batch = dict(default_data_collator(rest)) if rest[0] else {}
-        if tokens[0]:
-            batch.update(self.tokenizer.pad(tokens, padding=True, return_tensors="pt"))
-        return batch
 
 
 # ------------------------------------------------------------------ helpers

@@ -14,6 +14,8 @@ from typing import Any
 
 #: Side input :class:`NestedPadding` adds: True for a row's real choices, False for fillers.
 CHOICE_MASK = "choice_mask"
+#: The features a tokenizer pads.
+TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def is_nested(value: Any) -> bool:
@@ -68,4 +70,30 @@ class NestedPadding:
 
             batch.update(default_data_collator(rest))
         batch[CHOICE_MASK] = torch.tensor([[choice < count for choice in range(most)] for count in counts])
+        return batch
+
+
+class TokensAndArrays:
+    """A collator for features holding token sequences beside fixed-size arrays (an image's
+    ``pixel_values`` with its caption, or with several prompts): the :data:`TOKEN_KEYS`
+    padded by the tokenizer, the other arrays stacked; a row of several sequences goes
+    through :class:`NestedPadding`. Told apart by the token ids, not by shape alone: pixel
+    values read back from Arrow are nested lists too."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        ids = rows[0].get("input_ids")
+        nested = tuple(k for k in TOKEN_KEYS if k in rows[0]) if ids is not None and is_nested(ids) else ()
+        return NestedPadding(self._pad, nested_keys=nested)(rows)
+
+    def _pad(self, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        from transformers import default_data_collator
+
+        tokens = [{k: row[k] for k in TOKEN_KEYS if k in row} for row in rows]
+        rest = [{k: v for k, v in row.items() if k not in TOKEN_KEYS} for row in rows]
+        batch = dict(default_data_collator(rest)) if rest[0] else {}
+        if tokens[0]:
+            batch.update(self.tokenizer.pad(tokens, padding=True, return_tensors="pt"))
         return batch

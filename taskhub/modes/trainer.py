@@ -233,8 +233,8 @@ def grouping_by_length(trainer_cls):
 
     - the training rows' lengths are read from the Arrow column (:func:`token_lengths`)
       instead of transformers' ``LengthGroupedSampler`` reading every row through
-      ``dataset[i]`` (a pass over the whole training set at the start of each run: 2.3 s
-      for 200,000 rows, under 0.01 s from Arrow);
+      ``dataset[i]`` (a pass over the whole training set at the start of each run: 3.0 s
+      for 200,000 rows, 0.007 s from Arrow; ``benchmarks/length_sampler.py``);
     - evaluation keeps the dataset's order: the Trainer would group the evaluation batches
       too, so the evaluation inside a training run batched (and, for fill_mask, masked)
       otherwise than ``mode=evaluate`` on the saved model, and per-example outputs came

@@ -51,9 +51,17 @@ def check_compile_options(model_config: ModelConfig) -> None:
 
 def inductor_cache_dir() -> str:
     """Where inductor keeps compiled artifacts across runs: ``TORCHINDUCTOR_CACHE_DIR`` if
-    set, else ``$TASKHUB_CACHE/inductor`` (default ``~/.cache/taskhub/inductor``)."""
-    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    the user set it, else ``$TASKHUB_CACHE/inductor`` (default ``~/.cache/taskhub/inductor``).
+
+    Inductor writes its own default (``/tmp/torchinductor_<user>``) into the variable the
+    first time any of its modules asks for the folder (importing its C++ builder does), so
+    that value is not taken as the user's choice: it would send a run's artifacts to a
+    temporary folder, lost at reboot."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        return chosen
     return str(user_cache("inductor"))
 
 
@@ -66,9 +74,9 @@ def compile_for_inference(model, model_config: ModelConfig, task: Task | None = 
     if task is not None and not task.compiles_forward:
         log.warning("model.compile=true: task %s runs eager (it generates with model.generate, whose decoding loop is not compiled)", task.name)
         return model
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # before anything of inductor reads it
     if model.device.type == "cpu":
         _check_compiler()
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # read by inductor when it first compiles
     model._compiled_call_impl = CompiledCall(model, freezing=model_config.compile_freezing)
     return model
 

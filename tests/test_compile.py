@@ -8,6 +8,7 @@ tests share models and keep to a few compiles; artifacts go to a per-session cac
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -139,6 +140,23 @@ def test_compile_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("TASKHUB_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert inductor_cache_dir() == str(tmp_path / ".cache" / "taskhub" / "inductor")
+
+
+def test_compiling_sends_artifacts_to_taskhubs_cache_even_after_inductor_wrote_its_default(classifier, monkeypatch, tmp_path):
+    """Inductor puts its default folder (under /tmp) into TORCHINDUCTOR_CACHE_DIR the first
+    time one of its modules asks for it: every CPU run did so before taskhub chose its
+    cache (the C++ compiler check imports inductor's builder), and the artifacts went to
+    /tmp. Nothing is compiled here: the folder is chosen when the model is wrapped."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from taskhub.compiling import compile_for_inference
+    from taskhub.config import ModelConfig
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    monkeypatch.setenv("TASKHUB_CACHE", str(tmp_path / "cache"))
+    task = taskhub.load_task("text_classification", model=classifier, device="cpu")
+    compile_for_inference(task.model, ModelConfig(name_or_path=classifier, compile=True), task)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
 
 
 @pytest.mark.parametrize(

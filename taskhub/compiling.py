@@ -76,9 +76,17 @@ def compile_for_inference(model, model_config: ModelConfig, task: Task | None = 
         return model
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()  # before anything of inductor reads it
     if model.device.type == "cpu":
+        logging.getLogger("torch.utils.cpp_extension").addFilter(_no_cuda_notice)
         _check_compiler()
     model._compiled_call_impl = CompiledCall(model, freezing=model_config.compile_freezing)
     return model
+
+
+def _no_cuda_notice(record: logging.LogRecord) -> bool:
+    """Drop torch's "No CUDA runtime is found, using CUDA_HOME=..." (logged when inductor
+    looks for its C++ toolchain with a CUDA build of torch): a run compiling for the CPU
+    needs no CUDA, and the notice reads like a fault."""
+    return not record.getMessage().startswith("No CUDA runtime is found")
 
 
 def _check_compiler() -> None:

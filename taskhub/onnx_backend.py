@@ -192,11 +192,17 @@ def _export(model, example: dict[str, Any], output_names: list[str], path: Path)
 
 def _quantize(source: Path, target: Path) -> None:
     """Dynamic int8: weights QInt8 with a scale per output channel (the per-matrix scale
-    cost the MiniLM food classifier accuracy in torch too), activations per batch."""
+    cost the MiniLM food classifier accuracy in torch too), activations per batch.
+
+    The quantizer gets the graph loaded, not its path: given a path it writes a shape-
+    inferred copy beside it under a fixed name (``<name>-inferred.onnx``) and deletes it,
+    so two processes quantizing one cached graph (the ranks of a torchrun job) read each
+    other's half-written copy or find it gone. Given the graph, it works in a folder of its own."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _quiet_exporter():
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(onnx.load(str(source)), str(target), weight_type=QuantType.QInt8, per_channel=True)
 
 
 @contextmanager

@@ -136,6 +136,25 @@ def test_the_exported_graph_is_cached_by_content_and_reused(models, tmp_path, mo
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 2
 
 
+def test_quantizing_writes_nothing_beside_the_shared_graph(models, tmp_path, monkeypatch):
+    """The ranks of a torchrun job quantize one cached graph at once: ONNX Runtime's
+    quantizer, given the graph's path, wrote a shape-inferred copy beside it under a fixed
+    name and deleted it, and the ranks failed on each other's copy ("No such file",
+    "Failed to find proper ai.onnx domain"). No file may be written in the cache folder
+    but the graphs' own temporary files."""
+    import onnx
+
+    monkeypatch.setenv("TASKHUB_CACHE", str(tmp_path / "cache"))
+    written = []
+    infer = onnx.shape_inference.infer_shapes_path
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes_path", lambda source, target="", *a, **k: written.append(target) or infer(source, target, *a, **k))
+    task = onnx_task("text_classification", models["text_classification"], quantize="int8")
+    task.predict(rows_for("text_classification"))
+    folder = str(tmp_path / "cache" / "onnx")
+    assert written and not [path for path in written if os.path.dirname(os.path.abspath(path)) == folder]
+    assert sorted(p.name.rsplit("-", 1)[-1] for p in (tmp_path / "cache" / "onnx").iterdir()) == ["fp32.onnx", "int8.onnx"]
+
+
 def test_other_precision_is_a_one_line_error(models):
     task = onnx_task("text_classification", models["text_classification"], dtype="bf16")
     with pytest.raises(taskhub.TaskhubError, match=r"^model.dtype=bf16 is not supported with model.backend=onnxruntime: [^\n]*$"):

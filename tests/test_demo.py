@@ -100,13 +100,20 @@ def css(browser, selector: str) -> list:
     return browser.find_elements(By.CSS_SELECTOR, selector)
 
 
+def first(browser, selector: str, what: str):
+    """The first element matching ``selector`` once the page has rendered it: Gradio draws
+    its components after the page loads (an audio widget's file input after the submit
+    button), so an element looked up at once may not be there yet."""
+    return until(browser, lambda b: (css(b, selector) or [None])[0], what)
+
+
 def open_demo(browser, url: str) -> None:
     browser.get(url)
     until(browser, lambda b: css(b, f"#{SUBMIT_ID}"), "the demo page")
 
 
 def text_input(browser, column: str):
-    return css(browser, f"#{INPUT_ID.format(column=column)} textarea")[0]
+    return first(browser, f"#{INPUT_ID.format(column=column)} textarea", f"the {column} text box")
 
 
 def type_text(browser, column: str, text: str) -> None:
@@ -117,7 +124,7 @@ def type_text(browser, column: str, text: str) -> None:
 
 def click_first_example(browser, columns: list[str]) -> dict[str, str]:
     """Click the first example (which also submits it) and return the inputs it filled in."""
-    css(browser, ".gallery-item, .tr-body td")[0].click()
+    first(browser, ".gallery-item, .tr-body td", "the examples").click()
     until(browser, lambda b: all(text_input(b, c).get_attribute("value") for c in columns), "the example to fill the form")
     return {c: text_input(browser, c).get_attribute("value") for c in columns}
 
@@ -125,23 +132,23 @@ def click_first_example(browser, columns: list[str]) -> dict[str, str]:
 def upload(browser, column: str, path: Path, preview: str) -> None:
     """Choose a file in the column's upload widget and wait for its ``preview`` element."""
     widget = f"#{INPUT_ID.format(column=column)}"
-    css(browser, f"{widget} input[type=file]")[0].send_keys(str(path))
+    first(browser, f"{widget} input[type=file]", f"the {column} upload input").send_keys(str(path))
     until(browser, lambda b: css(b, f"{widget} {preview}"), f"the uploaded {column} to show")
 
 
 def submit_and_wait(browser, ready) -> None:
-    css(browser, f"#{SUBMIT_ID}")[0].click()
+    first(browser, f"#{SUBMIT_ID}", "the submit button").click()
     until(browser, ready, "the prediction")
 
 
 def submit_and_expect_message(browser, message: str) -> None:
     """Submit and wait for ``message`` in the page (Gradio's error toast)."""
-    css(browser, f"#{SUBMIT_ID}")[0].click()
+    first(browser, f"#{SUBMIT_ID}", "the submit button").click()
     until(browser, lambda b: message in b.find_element("tag name", "body").text, f"the message {message!r}")
 
 
 def description(browser) -> str:
-    return css(browser, f"#{DESCRIPTION_ID}")[0].text
+    return first(browser, f"#{DESCRIPTION_ID}", "the description").text
 
 
 def screenshot(browser, name: str) -> None:
